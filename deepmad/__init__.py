@@ -1,0 +1,23 @@
+"""deepmad: solver-driven CNN architecture design after DeepMAD (CVPR 2023).
+
+The public API: describe a design (:class:`Architecture`), count its cost
+(:func:`costs`) and score it (:func:`score`); read and write TinyNAS
+structures (:mod:`deepmad.tinynas`). Model files are written by
+:mod:`generators.pytorch`.
+"""
+
+from .accounting import Costs, LayerCost, costs, layer_costs
+from .architecture import Architecture, Head, Level, Stage, Stem
+from .blocks import BLOCK_TYPES, BlockLayout, BlockType, Conv
+from .entropy import Prefix, Score, Scoring, layer_widths, score
+from .errors import DeepmadError, InputError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Architecture", "Stem", "Stage", "Head", "Level",
+    "BLOCK_TYPES", "BlockType", "BlockLayout", "Conv",
+    "Costs", "LayerCost", "costs", "layer_costs",
+    "Score", "Scoring", "Prefix", "score", "layer_widths",
+    "DeepmadError", "InputError",
+]

@@ -1,0 +1,1 @@
+"""Per-device cost tables, profiling and latency prediction (imports nothing from deepmad)."""
