@@ -14,11 +14,12 @@ that holds any expression, name or call is refused.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import pprint
 from pathlib import Path
 from typing import Any
 
-from .architecture import Architecture, Head, Stage, Stem
+from .architecture import _NAME, Architecture, Head, Stage, Stem
 from .files import read_text
 from .blocks import BLOCK_TYPES
 from .errors import InputError
@@ -56,7 +57,9 @@ def parse(text: str, *, resolution: int, source: str = "tinynas") -> Architectur
 
 def load(path: str | Path, *, resolution: int) -> Architecture:
     """Read a TinyNAS structure file at input side ``resolution``."""
-    return parse(read_text(path), resolution=resolution, source=str(path))
+    arch = parse(read_text(path), resolution=resolution, source=str(path))
+    stem = Path(path).stem
+    return dataclasses.replace(arch, name=stem) if _NAME.fullmatch(stem) else arch
 
 
 def _get(layer: dict, key: str, where: str) -> Any:

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import ast
 import pprint
+import types
 from pathlib import Path
 
 from deepmad import __version__
 from deepmad.accounting import costs
 from deepmad.architecture import Architecture
 from deepmad.blocks import BlockLayout
+from deepmad.errors import DeepmadError
 from deepmad.files import atomic_write_text
 
 
@@ -84,10 +86,42 @@ def render(arch: Architecture) -> str:
     return text
 
 
-def write(arch: Architecture, path: str | Path) -> Path:
-    """Write the model file for ``arch`` to ``path`` atomically; returns the path."""
+def measure(text: str) -> dict[str, int]:
+    """Build the model of a rendered file with torch and count it.
+
+    Returns ``params`` (``sum(p.numel())``) and ``macs``
+    (``FlopCounterMode`` total / 2, one forward of batch 1 at the design
+    resolution), both with the classifier as ``build_model()`` makes it.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    module = types.ModuleType("deepmad_generated")
+    exec(compile(text, "<generated model>", "exec"), module.__dict__)
+    model = module.build_model().eval()
+    side = module.EXPECTED["resolution"]
+    x = torch.zeros(1, module.ARCHITECTURE["in_channels"], side, side)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    return {"params": sum(p.numel() for p in model.parameters()), "macs": counter.get_total_flops() // 2}
+
+
+def write(arch: Architecture, path: str | Path, *, verify: bool = False) -> Path:
+    """Write the model file for ``arch`` to ``path`` atomically; returns the path.
+
+    With ``verify``, first build the model with torch and check that its
+    parameter count and MACs equal the accounting's; on a mismatch raise
+    :class:`~deepmad.errors.DeepmadError` and write nothing.
+    """
+    text = render(arch)
+    if verify:
+        c = costs(arch)
+        measured = measure(text)
+        expected = {"params": c.params_with_classifier, "macs": c.macs_with_classifier}
+        if measured != expected:
+            raise DeepmadError(f"generated model does not match the accounting: measured {measured}, expected {expected}")
     path = Path(path)
-    atomic_write_text(path, render(arch))
+    atomic_write_text(path, text)
     return path
 
 
