@@ -41,7 +41,7 @@ def _kernel(name: str, value: Any) -> None:
 
 
 def _stride(name: str, value: Any) -> None:
-    if isinstance(value, bool) or value not in (1, 2):
+    if isinstance(value, bool) or not isinstance(value, int) or value not in (1, 2):
         raise InputError(name, f"must be 1 or 2, got {value!r}")
 
 
@@ -229,7 +229,7 @@ class Architecture:
             raise InputError("format", f"must be {FORMAT!r}, got {data.get('format')!r}")
         if "version" not in data:
             raise InputError("version", f"missing; this deepmad reads version {VERSION}")
-        if data["version"] != VERSION:
+        if isinstance(data["version"], bool) or not isinstance(data["version"], int) or data["version"] != VERSION:
             raise InputError("version", f"{data['version']!r} is not supported; this deepmad reads version {VERSION}")
         known = {"format", "version", "name", "resolution", "in_channels", "num_classes", "stem", "stages", "head"}
         for key in data:

@@ -68,25 +68,25 @@ def _get(layer: dict, key: str, where: str) -> Any:
     return layer[key]
 
 
+def _build(kind: type, where: str, **fields: Any) -> Any:
+    try:
+        return kind(**fields)
+    except InputError as exc:
+        raise exc.within(where) from None
+
+
+def _chain(layer: dict, where: str, c_prev: int) -> None:
+    if _get(layer, "in", where) != c_prev:
+        raise InputError(f"{where}.in", f"is {layer['in']!r} but the previous layer outputs {c_prev}")
+
+
 def _from_layers(layers: list[dict], resolution: int) -> Architecture:
     stem_d, rest = layers[0], layers[1:]
     if stem_d.get("class") != _CONV:
         raise InputError("layer 0.class", f"the first layer must be the {_CONV} stem, got {stem_d.get('class')!r}")
     in_channels = _get(stem_d, "in", "layer 0")
-    try:
-        stem = Stem(channels=_get(stem_d, "out", "layer 0"), kernel=_get(stem_d, "k", "layer 0"), stride=stem_d.get("s", 1))
-    except InputError as exc:
-        raise exc.within("layer 0") from None
-    head = None
-    if rest and rest[-1].get("class") == _CONV:
-        where = f"layer {len(layers) - 1}"
-        head_d = rest.pop()
-        if _get(head_d, "k", where) != 1 or head_d.get("s", 1) != 1:
-            raise InputError(where, "a head ConvKXBNRELU must be 1x1 with stride 1")
-        try:
-            head = Head(channels=_get(head_d, "out", where))
-        except InputError as exc:
-            raise exc.within(where) from None
+    stem = _build(Stem, "layer 0", channels=_get(stem_d, "out", "layer 0"), kernel=_get(stem_d, "k", "layer 0"), stride=stem_d.get("s", 1))
+    head_d = rest.pop() if rest and rest[-1].get("class") == _CONV else None
     stages = []
     c_prev = stem.channels
     for i, d in enumerate(rest, start=1):
@@ -98,23 +98,28 @@ def _from_layers(layers: list[dict], resolution: int) -> Architecture:
         inner_cls = d.get("inner_class", bt.tinynas_inner_class)
         if inner_cls != bt.tinynas_inner_class:
             raise InputError(f"{where}.inner_class", f"{cls} goes with {bt.tinynas_inner_class!r}, got {inner_cls!r}")
-        if _get(d, "in", where) != c_prev:
-            raise InputError(f"{where}.in", f"is {d['in']!r} but the previous layer outputs {c_prev}")
-        try:
-            stage = Stage(
-                block=bt.name,
-                channels=_get(d, "out", where),
-                inner=_get(d, "btn", where),
-                kernel=_get(d, "k", where),
-                depth=_get(d, "L", where),
-                stride=d.get("s", 1),
-            )
-        except InputError as exc:
-            raise exc.within(where) from None
+        _chain(d, where, c_prev)
+        stage = _build(
+            Stage,
+            where,
+            block=bt.name,
+            channels=_get(d, "out", where),
+            inner=_get(d, "btn", where),
+            kernel=_get(d, "k", where),
+            depth=_get(d, "L", where),
+            stride=d.get("s", 1),
+        )
         stages.append(stage)
         c_prev = stage.channels
-    if head is not None and not stages:
-        raise InputError("best_structures", "no stage between the stem and the head")
+    head = None
+    if head_d is not None:
+        where = f"layer {len(layers) - 1}"
+        if not stages:
+            raise InputError(where, "a head conv needs at least one stage between it and the stem")
+        if _get(head_d, "k", where) != 1 or head_d.get("s", 1) != 1:
+            raise InputError(where, "a head ConvKXBNRELU must be 1x1 with stride 1")
+        _chain(head_d, where, c_prev)
+        head = _build(Head, where, channels=_get(head_d, "out", where))
     return Architecture(stem=stem, stages=tuple(stages), head=head, resolution=resolution, in_channels=in_channels)
 
 

@@ -138,6 +138,8 @@ Feature map ``i`` has ``FEATURES[i]["num_chs"]`` channels and side
 ``input side // FEATURES[i]["reduction"]``. This file needs only torch.
 """
 
+from collections import OrderedDict
+
 import torch
 from torch import nn
 
@@ -201,10 +203,12 @@ class Block(nn.Module):
         if shortcut == "none":
             self.shortcut = None
         else:
-            parts = [nn.AvgPool2d(2, 2)] if stride == 2 else []
+            parts = OrderedDict()
+            if stride == 2:
+                parts["pool"] = nn.AvgPool2d(2, 2)
             if shortcut == "projection":
-                parts.append(ConvBnAct(c_in, c_out, 1, act=None))
-            self.shortcut = nn.Sequential(*parts)
+                parts["conv"] = ConvBnAct(c_in, c_out, 1, act=None)
+            self.shortcut = nn.Sequential(parts)
         self.act = ACTIVATIONS[act](inplace=True)
 
     def forward(self, x):

@@ -1,0 +1,104 @@
+"""Shared test helpers: where the published TinyNAS structures are, and how to
+import a generated model file.
+
+The published reference structures live in ``../shared`` beside the checkout
+(``shared/data/tinynas/published``); the project does not copy them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from deepmad import Architecture, Head, Stage, Stem
+
+PUBLISHED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tinynas" / "published"
+
+#: The published structures, by file name. Every one is designed at 224 but ``deepmad-29M-288``.
+PUBLISHED_NAMES = (
+    "R152-like.txt",
+    "R18-like.txt",
+    "R50-like.txt",
+    "deepmad-29M-224.txt",
+    "deepmad-29M-288.txt",
+    "deepmad-50M.txt",
+    "deepmad-89M.txt",
+    "deepmad-R18.txt",
+    "deepmad-R34.txt",
+    "deepmad-R50.txt",
+)
+_DESIGN_RESOLUTION = {"deepmad-29M-288.txt": 288}
+
+
+def design_resolution(path: str | Path) -> int:
+    """The input side a published structure was designed at."""
+    return _DESIGN_RESOLUTION.get(Path(path).name, 224)
+
+
+def published_files() -> list[Path]:
+    return sorted(PUBLISHED.glob("*.txt"))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize every test that takes ``published_file`` over the published structures.
+
+    When the data is missing the test still runs (and fails on the missing
+    file) rather than being collected as an empty, skipped parameter set.
+    """
+    if "published_file" in metafunc.fixturenames:
+        files = published_files() or [PUBLISHED / "no-published-structures-found.txt"]
+        metafunc.parametrize("published_file", files, ids=[f.name for f in files])
+
+
+@pytest.fixture
+def published_dir() -> Path:
+    assert PUBLISHED.is_dir(), f"published TinyNAS structures not found at {PUBLISHED}"
+    return PUBLISHED
+
+
+_module_ids = itertools.count()
+
+
+def import_file(path: str | Path) -> ModuleType:
+    """Import a generated model file under a fresh module name (not put in sys.modules)."""
+    name = f"_deepmad_generated_{next(_module_ids)}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def import_model():
+    return import_file
+
+
+def small_arch(block: str, *, head: bool = True, num_classes: int = 10, name: str = "") -> Architecture:
+    """A small 4-stage design of one block type, total stride 16, designed at 64.
+
+    Stage strides (2, 1, 2, 2): the stride-1 stage merges into the level of
+    the stage before it. Widths change between stages (projections / no
+    shortcut) and stay equal within (identity shortcuts); depth 2 exercises
+    the non-first blocks.
+    """
+    expand = block.startswith("inverted_residual")
+    widths = (8, 12, 16, 24)
+    strides = (2, 1, 2, 2)
+    depths = (1, 2, 2, 1)
+    stages = tuple(
+        Stage(block=block, channels=c, inner=(2 * c if expand else max(4, c // 2)), kernel=k, depth=d, stride=s)
+        for c, s, d, k in zip(widths, strides, depths, (3, 5, 3, 3))
+    )
+    return Architecture(
+        stem=Stem(channels=8, kernel=3, stride=2),
+        stages=stages,
+        head=Head(channels=32) if head else None,
+        resolution=64,
+        num_classes=num_classes,
+        name=name,
+    )
