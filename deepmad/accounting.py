@@ -55,7 +55,8 @@ class Costs:
         return self.macs + self.classifier_macs
 
 
-def _conv_row(name: str, conv: Conv, side_out: int, *, activation: bool, kind: str | None = None) -> LayerCost:
+def conv_cost(name: str, conv: Conv, side_out: int, *, activation: bool, kind: str | None = None) -> LayerCost:
+    """One conv with its BN (and activation) whose output map is ``side_out`` x ``side_out``."""
     area = side_out * side_out
     params = conv.weights + 2 * conv.c_out
     flops = params * area + (conv.c_out * area if activation else 0)
@@ -70,7 +71,7 @@ def block_costs(name: str, layout: BlockLayout, side_in: int) -> list[LayerCost]
     for i, conv in enumerate(layout.convs):
         side //= conv.stride
         # Every main conv is followed by an activation: the last one by the one after the addition.
-        rows.append(_conv_row(f"{name}.convs.{i}", conv, side, activation=True))
+        rows.append(conv_cost(f"{name}.convs.{i}", conv, side, activation=True))
         if layout.se is not None and layout.se.after == i:
             se_params = sum(c.weights + 2 * c.c_out for c in layout.se.convs)
             se_macs = sum(c.weights for c in layout.se.convs)  # on the pooled 1x1 map
@@ -79,20 +80,20 @@ def block_costs(name: str, layout: BlockLayout, side_in: int) -> list[LayerCost]
         rows.append(LayerCost(f"{name}.shortcut.pool", "pool", 0, 0, layout.c_in * side_in * side_in))
     if layout.projection is not None:
         # The addition of a projected shortcut is counted with the projection.
-        rows.append(_conv_row(f"{name}.shortcut.conv", layout.projection, side, activation=True, kind="shortcut"))
+        rows.append(conv_cost(f"{name}.shortcut.conv", layout.projection, side, activation=True, kind="shortcut"))
     return rows
 
 
 def layer_costs(arch: Architecture, *, num_classes: int | None = None) -> list[LayerCost]:
     """Every row in forward order, classifier last (``num_classes`` defaults to the architecture's)."""
     side = arch.resolution // arch.stem.stride
-    rows = [_conv_row("stem", arch.stem_conv(), side, activation=True)]
+    rows = [conv_cost("stem", arch.stem_conv(), side, activation=True)]
     for j, b, layout in arch.blocks():
         rows += block_costs(f"stages.{j}.{b}", layout, side)
         side //= layout.stride
     head = arch.head_conv()
     if head is not None:
-        rows.append(_conv_row("head", head, side, activation=True))
+        rows.append(conv_cost("head", head, side, activation=True))
     n = arch.num_classes if num_classes is None else num_classes
     c = arch.out_channels
     rows.append(LayerCost("fc", "classifier", c * n + n, c * n, 0))

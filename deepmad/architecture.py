@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import re
 from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 from .blocks import BLOCK_TYPES, BlockLayout, BlockType, Conv
-from .errors import InputError
+from .errors import InputError, shown
 from .files import read_text
 
 FORMAT = "deepmad-architecture"
@@ -27,22 +28,40 @@ _NAME = re.compile(r"[A-Za-z0-9_.\-]{0,64}")
 VERSION = 1
 
 
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(name, f"must be a positive integer, got {value!r}")
-    if value <= 0:
-        raise InputError(name, f"must be a positive integer, got {value}")
+MAX = {
+    "channels": 1 << 16,
+    "inner": 1 << 16,
+    "kernel": 31,
+    "depth": 1000,
+    "resolution": 1 << 14,
+    "in_channels": 1 << 16,
+    "num_classes": 1 << 20,
+}
+"""Upper bounds of the integer fields: far beyond any real network, low enough that
+counting stays fast and every model file can be built."""
 
 
-def _kernel(name: str, value: Any) -> None:
-    _positive_int(name, value)
-    if value % 2 == 0:
-        raise InputError(name, f"must be odd (1, 3, 5, 7, ...), got {value}")
+def _int_field(obj: Any, name: str, *, choices: tuple[int, ...] = ()) -> int:
+    """Check ``obj.name`` is a positive integer (within ``MAX`` or ``choices``) and store it as a plain int."""
+    value = getattr(obj, name)
+    try:
+        number = operator.index(value) if not isinstance(value, bool) else None
+    except TypeError:
+        number = None
+    if choices:
+        if number not in choices:
+            raise InputError(name, f"must be {' or '.join(map(str, choices))}, got {shown(value)}")
+    elif number is None or number <= 0:
+        raise InputError(name, f"must be a positive integer, got {shown(value)}")
+    elif number > MAX[name]:
+        raise InputError(name, f"must be at most {MAX[name]:,}, got {shown(number)}")
+    object.__setattr__(obj, name, int(number))  # a plain int: subclasses never reach generated code
+    return int(number)
 
 
-def _stride(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value not in (1, 2):
-        raise InputError(name, f"must be 1 or 2, got {value!r}")
+def _kernel(obj: Any) -> None:
+    if _int_field(obj, "kernel") % 2 == 0:
+        raise InputError("kernel", f"must be odd (1, 3, 5, 7, ...), got {obj.kernel}")
 
 
 @dataclass(frozen=True)
@@ -54,9 +73,9 @@ class Stem:
     stride: int = 2
 
     def __post_init__(self) -> None:
-        _positive_int("channels", self.channels)
-        _kernel("kernel", self.kernel)
-        _stride("stride", self.stride)
+        _int_field(self, "channels")
+        _kernel(self)
+        _int_field(self, "stride", choices=(1, 2))
 
 
 @dataclass(frozen=True)
@@ -78,12 +97,12 @@ class Stage:
 
     def __post_init__(self) -> None:
         if not isinstance(self.block, str) or self.block not in BLOCK_TYPES:
-            raise InputError("block", f"unknown block type {self.block!r}; use one of {', '.join(BLOCK_TYPES)}")
-        _positive_int("channels", self.channels)
-        _positive_int("inner", self.inner)
-        _kernel("kernel", self.kernel)
-        _positive_int("depth", self.depth)
-        _stride("stride", self.stride)
+            raise InputError("block", f"unknown block type {shown(self.block)}; use one of {', '.join(BLOCK_TYPES)}")
+        _int_field(self, "channels")
+        _int_field(self, "inner")
+        _kernel(self)
+        _int_field(self, "depth")
+        _int_field(self, "stride", choices=(1, 2))
 
     @property
     def block_type(self) -> BlockType:
@@ -104,7 +123,7 @@ class Head:
     channels: int
 
     def __post_init__(self) -> None:
-        _positive_int("channels", self.channels)
+        _int_field(self, "channels")
 
 
 @dataclass(frozen=True)
@@ -134,17 +153,23 @@ class Architecture:
     name: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.stem, Stem):
+            raise InputError("stem", f"must be a Stem, got {type(self.stem).__name__}")
+        if self.head is not None and not isinstance(self.head, Head):
+            raise InputError("head", f"must be a Head or None, got {type(self.head).__name__}")
+        if isinstance(self.stages, (str, bytes)) or not hasattr(self.stages, "__iter__"):
+            raise InputError("stages", f"must be a sequence of Stage, got {type(self.stages).__name__}")
         object.__setattr__(self, "stages", tuple(self.stages))
         if not self.stages:
             raise InputError("stages", "at least one stage is needed")
         for i, stage in enumerate(self.stages):
             if not isinstance(stage, Stage):
                 raise InputError(f"stages[{i}]", f"must be a Stage, got {type(stage).__name__}")
-        _positive_int("resolution", self.resolution)
-        _positive_int("in_channels", self.in_channels)
-        _positive_int("num_classes", self.num_classes)
+        _int_field(self, "resolution")
+        _int_field(self, "in_channels")
+        _int_field(self, "num_classes")
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
-            raise InputError("name", f"must be up to 64 letters, digits, '_', '-' or '.', got {self.name!r}")
+            raise InputError("name", f"must be up to 64 letters, digits, '_', '-' or '.', got {shown(self.name)}")
         if self.resolution % self.total_stride:
             raise InputError(
                 "resolution",
@@ -226,11 +251,11 @@ class Architecture:
         if not isinstance(data, dict):
             raise InputError("architecture", f"must be a JSON object, got {type(data).__name__}")
         if data.get("format", FORMAT) != FORMAT:
-            raise InputError("format", f"must be {FORMAT!r}, got {data.get('format')!r}")
+            raise InputError("format", f"must be {FORMAT!r}, got {shown(data.get('format'))}")
         if "version" not in data:
             raise InputError("version", f"missing; this deepmad reads version {VERSION}")
         if isinstance(data["version"], bool) or not isinstance(data["version"], int) or data["version"] != VERSION:
-            raise InputError("version", f"{data['version']!r} is not supported; this deepmad reads version {VERSION}")
+            raise InputError("version", f"{shown(data['version'])} is not supported; this deepmad reads version {VERSION}")
         known = {"format", "version", "name", "resolution", "in_channels", "num_classes", "stem", "stages", "head"}
         for key in data:
             if key not in known:
@@ -252,12 +277,18 @@ class Architecture:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InputError("architecture", f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        except (ValueError, RecursionError) as exc:  # e.g. an integer of thousands of digits
+            raise InputError("architecture", f"not a usable JSON architecture ({exc})") from None
         return cls.from_dict(data)
 
     @classmethod
     def load(cls, path: str | Path) -> "Architecture":
-        """Read an architecture JSON file."""
-        return cls.from_json(read_text(path))
+        """Read an architecture JSON file; errors name the file and the field."""
+        text = read_text(path)
+        try:
+            return cls.from_json(text)
+        except InputError as exc:
+            raise InputError(f"{path}: {exc.field}", exc.message) from None
 
 
 def _part(kind: type, data: Any, where: str) -> Any:

@@ -198,7 +198,3 @@ BLOCK_TYPES: dict[str, BlockType] = {
     ),
 }
 
-
-def block_type(name: str) -> BlockType:
-    """The registered block type ``name``; raises ``KeyError`` when unknown."""
-    return BLOCK_TYPES[name]

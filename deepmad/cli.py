@@ -15,7 +15,7 @@ from typing import Sequence
 from . import tinynas
 from .architecture import Architecture
 from .entropy import Scoring
-from .errors import DeepmadError, InputError
+from .errors import DeepmadError, InputError, shown
 from .files import atomic_write_text
 from .report import metrics, table
 
@@ -71,10 +71,15 @@ def _load_architecture(args: argparse.Namespace) -> Architecture:
     return Architecture.load(args.arch)
 
 
+_SCORING_OPTIONS = {"alpha": "--alpha", "beta": "--beta", "penalty_stages": "--penalty-stages", "resolution": "--score-resolution"}
+
+
 def _cmd_score(args: argparse.Namespace) -> int:
     arch = _load_architecture(args)
-    scoring = Scoring(alpha=args.alpha, beta=args.beta, penalty_stages=args.penalty_stages, resolution=args.score_resolution)
-    m = metrics(arch, scoring)
+    try:
+        m = metrics(arch, Scoring(alpha=args.alpha, beta=args.beta, penalty_stages=args.penalty_stages, resolution=args.score_resolution))
+    except InputError as exc:  # name the option the user typed
+        raise InputError(_SCORING_OPTIONS.get(exc.field, exc.field), exc.message) from None
     print(json.dumps(m, indent=2) if args.json else table(arch, m))
     return 0
 
@@ -101,7 +106,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="deepmad", description="Solver-driven CNN architecture design after DeepMAD.")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks (accepted anywhere on the line)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -131,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]  # accepted anywhere on the line
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
@@ -142,6 +148,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("deepmad: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug or an environment failure: still one line, unless --debug
+        if debug:
+            raise
+        print(f"deepmad: error: unexpected {type(exc).__name__}: {shown(str(exc), 200)} (run with --debug for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

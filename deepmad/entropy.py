@@ -20,8 +20,8 @@ import statistics
 from dataclasses import dataclass
 from typing import Sequence
 
-from .architecture import Architecture
-from .errors import InputError
+from .architecture import MAX, Architecture
+from .errors import InputError, shown
 
 DEFAULT_BETA = 10.0
 LAST_ALPHA = 8.0
@@ -48,19 +48,31 @@ class Scoring:
 
     def __post_init__(self) -> None:
         if self.alpha is not None:
-            object.__setattr__(self, "alpha", tuple(self.alpha))
+            object.__setattr__(self, "alpha", _sequence("alpha", self.alpha))
             for a in self.alpha:
                 _finite("alpha", a)
         _finite("beta", self.beta)
+        if self.beta < 0:
+            raise InputError("beta", f"must be at least 0 (a penalty), got {self.beta!r}")
         if self.penalty_stages is not None:
-            object.__setattr__(self, "penalty_stages", tuple(self.penalty_stages))
-            for j in self.penalty_stages:
+            stages = _sequence("penalty_stages", self.penalty_stages)
+            object.__setattr__(self, "penalty_stages", stages)
+            for j in stages:
                 if isinstance(j, bool) or not isinstance(j, int) or j < 0:
-                    raise InputError("penalty_stages", f"must be stage indices (0, 1, ...), got {j!r}")
+                    raise InputError("penalty_stages", f"must be stage indices (0, 1, ...), got {shown(j)}")
+            if len(set(stages)) != len(stages):
+                raise InputError("penalty_stages", f"lists a stage twice: {list(stages)}")
         if self.resolution is not None and (
-            isinstance(self.resolution, bool) or not isinstance(self.resolution, int) or self.resolution <= 0
+            isinstance(self.resolution, bool) or not isinstance(self.resolution, int) or not 0 < self.resolution <= MAX["resolution"]
         ):
-            raise InputError("resolution", f"scoring resolution must be a positive integer, got {self.resolution!r}")
+            raise InputError("resolution", f"scoring resolution must be a positive integer up to {MAX['resolution']}, got {shown(self.resolution)}")
+
+    def side(self, arch: Architecture) -> int:
+        """The input side the ``r_i`` of ``arch`` are taken at; it must be a multiple of the total stride."""
+        res = self.resolution or arch.resolution
+        if res % arch.total_stride:
+            raise InputError("resolution", f"scoring resolution {res} is not divisible by the total stride {arch.total_stride}")
+        return res
 
     def alphas(self, prefixes: int) -> tuple[float, ...]:
         if self.alpha is None:
@@ -84,7 +96,13 @@ class Scoring:
 
 def _finite(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InputError(name, f"must be a finite number, got {value!r}")
+        raise InputError(name, f"must be a finite number, got {shown(value)}")
+
+
+def _sequence(name: str, value: object) -> tuple:
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise InputError(name, f"must be a sequence, got {shown(value)}")
+    return tuple(value)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -95,7 +113,7 @@ class Prefix:
     last_stage: int
     layers: int
     channels: int
-    side: float
+    side: int
     log_width_sum: float
     entropy: float
     rho: float
@@ -113,6 +131,8 @@ class Score:
     rho: float
     layers: int
     widths: tuple[int, ...]
+    resolution: int
+    penalty_stages: tuple[int, ...]
 
 
 def layer_widths(arch: Architecture) -> list[tuple[int, int]]:
@@ -134,7 +154,7 @@ def depth_penalty(depths: Sequence[int], beta: float = DEFAULT_BETA) -> float:
 
 def score(arch: Architecture, scoring: Scoring = Scoring()) -> Score:
     """Score ``arch`` as DeepMAD does (see the module docstring)."""
-    res = scoring.resolution or arch.resolution
+    res = scoring.side(arch)
     widths = layer_widths(arch)
     levels = arch.levels()
     alpha = scoring.alphas(len(levels))
@@ -145,10 +165,11 @@ def score(arch: Architecture, scoring: Scoring = Scoring()) -> Score:
         s = 0.5 * sum(math.log(w) for w in ws)
         d = len(ws)
         c = arch.out_channels if last else level.channels
-        r = res / level.reduction
+        r = res // level.reduction
         prefixes.append(Prefix(level.last_stage, d, c, r, s, math.log(c * r * r) * s, d * math.exp(-2.0 * s / d)))
     entropy = sum(a * p.entropy for a, p in zip(alpha, prefixes))
-    penalty = depth_penalty([arch.stages[j].depth for j in scoring.covered_stages(arch)], scoring.beta)
+    covered = scoring.covered_stages(arch)
+    penalty = depth_penalty([arch.stages[j].depth for j in covered], scoring.beta)
     return Score(
         prefixes=tuple(prefixes),
         alpha=alpha,
@@ -158,4 +179,6 @@ def score(arch: Architecture, scoring: Scoring = Scoring()) -> Score:
         rho=max(p.rho for p in prefixes),
         layers=len(widths),
         widths=tuple(w for _, w in widths),
+        resolution=res,
+        penalty_stages=covered,
     )

@@ -31,3 +31,13 @@ class InputError(DeepmadError, ValueError):
         """The same error with ``prefix`` put before its field (``stages[2]`` + ``kernel``)."""
         joined = f"{prefix}.{self.field}" if self.field and not self.field.startswith("[") else f"{prefix}{self.field}"
         return type(self)(joined, self.message)
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """``repr(value)`` for an error message, shortened; never fails (huge ints included)."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):
+        bits = value.bit_length() if isinstance(value, int) else 0
+        return f"<an integer of {bits} bits>" if bits else f"<a {type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

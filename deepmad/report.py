@@ -30,10 +30,10 @@ def metrics(arch: Architecture, scoring: Scoring = Scoring()) -> dict[str, Any]:
         "rho": s.rho,
         "layers": s.layers,
         "resolution": arch.resolution,
-        "score_resolution": scoring.resolution or arch.resolution,
+        "score_resolution": s.resolution,
         "alpha": list(s.alpha),
         "beta": scoring.beta,
-        "penalty_stages": list(scoring.covered_stages(arch)),
+        "penalty_stages": list(s.penalty_stages),
         "prefixes": [
             {
                 "last_stage": p.last_stage,
@@ -60,7 +60,7 @@ def table(arch: Architecture, m: dict[str, Any]) -> str:
     lines = [
         f"{title}: {len(arch.stages)} stages, input {arch.resolution}x{arch.resolution}, scored at {m['score_resolution']}",
         "",
-        f"  params          {m['params']:>16,}   tinynas; {m['params_with_classifier']:,} with classifier",
+        f"  params          {m['params']:>16,}   {m['params_with_classifier']:,} with classifier",
         f"  FLOPs (tinynas) {m['flops_tinynas']:>16,}",
         f"  MACs            {m['macs']:>16,}   {m['macs_with_classifier']:,} with classifier",
         f"  layers          {m['layers']:>16}",
@@ -74,7 +74,7 @@ def table(arch: Architecture, m: dict[str, Any]) -> str:
     for i, (p, a) in enumerate(zip(m["prefixes"], m["alpha"])):
         label = _stages_label(first, p["last_stage"]) + ("+head" if i == len(m["prefixes"]) - 1 and arch.head else "")
         lines.append(
-            f"  {i:>6}  {label:<8} {p['layers']:>4} {p['channels']:>5} {p['side']:>6g} {p['log_width_sum']:>8.3f} "
+            f"  {i:>6}  {label:<8} {p['layers']:>4} {p['channels']:>5} {p['side']:>6} {p['log_width_sum']:>8.3f} "
             f"{p['entropy']:>12.3f} {a:>8g} {p['rho']:>7.4f}"
         )
         first = p["last_stage"] + 1

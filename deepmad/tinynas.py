@@ -19,20 +19,22 @@ import pprint
 from pathlib import Path
 from typing import Any
 
-from .architecture import _NAME, Architecture, Head, Stage, Stem
+from .architecture import _NAME, MAX, Architecture, Head, Stage, Stem
 from .files import read_text
 from .blocks import BLOCK_TYPES
-from .errors import InputError
+from .errors import InputError, shown
 
 _BY_CLASS = {bt.tinynas_class: bt for bt in BLOCK_TYPES.values()}
 _CONV = "ConvKXBNRELU"
 _MAX_BYTES = 1 << 20
+_CONV_KEYS = {"class", "in", "out", "k", "s"}
+_STAGE_KEYS = {"class", "inner_class", "in", "out", "btn", "k", "s", "L"}
 
 
 def parse(text: str, *, resolution: int, source: str = "tinynas") -> Architecture:
     """Read a TinyNAS structure from ``text`` at input side ``resolution``."""
     if len(text) > _MAX_BYTES:
-        raise InputError(source, f"larger than {_MAX_BYTES} bytes; not a TinyNAS structure file")
+        raise InputError(source, f"is larger than {_MAX_BYTES:,} characters; not a TinyNAS structure file")
     try:
         data = ast.literal_eval(text.strip())
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
@@ -49,6 +51,13 @@ def parse(text: str, *, resolution: int, source: str = "tinynas") -> Architectur
     for i, layer in enumerate(data):
         if not isinstance(layer, dict):
             raise InputError(f"{source}: layer {i}", f"must be a dict, got {type(layer).__name__}")
+        cls = layer.get("class")
+        if not isinstance(cls, str):
+            raise InputError(f"{source}: layer {i}.class", f"must be a class name string, got {shown(cls)}")
+        allowed = _CONV_KEYS if cls == _CONV else _STAGE_KEYS
+        for key in layer:
+            if key not in allowed:
+                raise InputError(f"{source}: layer {i}.{key}", f"unknown key; a {cls} layer has {', '.join(sorted(allowed))}")
     try:
         return _from_layers(data, resolution)
     except InputError as exc:
@@ -57,7 +66,7 @@ def parse(text: str, *, resolution: int, source: str = "tinynas") -> Architectur
 
 def load(path: str | Path, *, resolution: int) -> Architecture:
     """Read a TinyNAS structure file at input side ``resolution``."""
-    arch = parse(read_text(path), resolution=resolution, source=str(path))
+    arch = parse(read_text(path, max_bytes=_MAX_BYTES), resolution=resolution, source=str(path))
     stem = Path(path).stem
     return dataclasses.replace(arch, name=stem) if _NAME.fullmatch(stem) else arch
 
@@ -77,14 +86,16 @@ def _build(kind: type, where: str, **fields: Any) -> Any:
 
 def _chain(layer: dict, where: str, c_prev: int) -> None:
     if _get(layer, "in", where) != c_prev:
-        raise InputError(f"{where}.in", f"is {layer['in']!r} but the previous layer outputs {c_prev}")
+        raise InputError(f"{where}.in", f"is {shown(layer['in'])} but the previous layer outputs {c_prev}")
 
 
 def _from_layers(layers: list[dict], resolution: int) -> Architecture:
     stem_d, rest = layers[0], layers[1:]
     if stem_d.get("class") != _CONV:
-        raise InputError("layer 0.class", f"the first layer must be the {_CONV} stem, got {stem_d.get('class')!r}")
+        raise InputError("layer 0.class", f"the first layer must be the {_CONV} stem, got {shown(stem_d.get('class'))}")
     in_channels = _get(stem_d, "in", "layer 0")
+    if isinstance(in_channels, bool) or not isinstance(in_channels, int) or not 0 < in_channels <= MAX["in_channels"]:
+        raise InputError("layer 0.in", f"must be a positive integer (input channels), got {shown(in_channels)}")
     stem = _build(Stem, "layer 0", channels=_get(stem_d, "out", "layer 0"), kernel=_get(stem_d, "k", "layer 0"), stride=stem_d.get("s", 1))
     head_d = rest.pop() if rest and rest[-1].get("class") == _CONV else None
     stages = []
@@ -93,11 +104,11 @@ def _from_layers(layers: list[dict], resolution: int) -> Architecture:
         where = f"layer {i}"
         cls = d.get("class")
         if cls not in _BY_CLASS:
-            raise InputError(f"{where}.class", f"unknown class {cls!r}; use one of {', '.join(sorted(_BY_CLASS))} (or {_CONV} first and last)")
+            raise InputError(f"{where}.class", f"unknown class {shown(cls)}; use one of {', '.join(sorted(_BY_CLASS))} (or {_CONV} first and last)")
         bt = _BY_CLASS[cls]
         inner_cls = d.get("inner_class", bt.tinynas_inner_class)
         if inner_cls != bt.tinynas_inner_class:
-            raise InputError(f"{where}.inner_class", f"{cls} goes with {bt.tinynas_inner_class!r}, got {inner_cls!r}")
+            raise InputError(f"{where}.inner_class", f"{cls} goes with {bt.tinynas_inner_class!r}, got {shown(inner_cls)}")
         _chain(d, where, c_prev)
         stage = _build(
             Stage,
