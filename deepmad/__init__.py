@@ -2,8 +2,9 @@
 
 The public API: describe a design (:class:`Architecture`), count its cost
 (:func:`costs`) and score it (:func:`score`); read and write TinyNAS
-structures (:mod:`deepmad.tinynas`). Model files are written by
-:mod:`generators.pytorch`.
+structures (:mod:`deepmad.tinynas`); state a problem (:class:`DesignSpace`,
+:class:`Problem`, :data:`PRESETS`) and solve it exactly (:func:`design`).
+Model files are written by :mod:`generators.pytorch`.
 """
 
 from .accounting import Costs, LayerCost, costs, layer_costs
@@ -11,6 +12,11 @@ from .architecture import Architecture, Head, Level, Stage, Stem
 from .blocks import BLOCK_TYPES, BlockLayout, BlockType, Conv
 from .entropy import Prefix, Score, Scoring, layer_widths, score
 from .errors import DeepmadError, InputError
+from .presets import PRESETS, preset
+from .problem import Check, Problem, Violation
+from .solution import Shortfall, Solution
+from .solve import solve as design
+from .space import DesignSpace
 
 __version__ = "0.1.0"
 
@@ -20,4 +26,6 @@ __all__ = [
     "Costs", "LayerCost", "costs", "layer_costs",
     "Score", "Scoring", "Prefix", "score", "layer_widths",
     "DeepmadError", "InputError",
+    "DesignSpace", "Problem", "Check", "Violation", "PRESETS", "preset",
+    "design", "Solution", "Shortfall",
 ]

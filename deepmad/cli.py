@@ -8,12 +8,20 @@ failures; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import sys
 from typing import Sequence
 
 from . import tinynas
 from .architecture import Architecture
+from .blocks import BLOCK_TYPES
+from .presets import PRESETS, preset
+from .problem import Problem
+from .solve import solve
+from .space import DesignSpace
+from .units import parse_amount, parse_range
 from .entropy import Scoring
 from .errors import DeepmadError, InputError, shown
 from .files import atomic_write_text
@@ -39,6 +47,16 @@ def _float_list(text: str) -> tuple[float, ...]:
         return tuple(float(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -104,6 +122,100 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _problem(args: argparse.Namespace) -> Problem:
+    """The problem of ``deepmad design``: a preset, or one built from the flags (each flag overrides)."""
+    if args.preset:
+        base = preset(args.preset)
+    else:
+        if args.block is None or args.strides is None:
+            raise InputError("--block", "give --preset NAME, or a custom problem with at least --block and --strides")
+        base = Problem(DesignSpace(block=args.block, resolution=224, strides=args.strides, depths=((1, 16),) * len(args.strides)))
+    space = base.space
+    changes = {
+        "block": args.block,
+        "resolution": args.resolution,
+        "strides": args.strides,
+        "channels": args.channels,
+        "stem_channels": args.stem_channels,
+        "kernels": args.kernels,
+        "head": args.head,
+        "inner_ratio": args.inner_ratio,
+    }
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if args.depth is not None or "strides" in changes:
+        depth = args.depth or space.depths[0]
+        changes["depths"] = (depth,) * len(changes.get("strides", space.strides))
+    if changes:
+        space = dataclasses.replace(space, **changes)
+    updates = {"space": space}
+    for name in ("flops", "params", "rho", "max_layers", "max_depth_spread", "flops_convention"):
+        if getattr(args, name) is not None:
+            updates[name] = getattr(args, name)
+    if args.no_nondecreasing:
+        updates["nondecreasing"] = False
+    return dataclasses.replace(base, **updates)
+
+
+def _cmd_design(args: argparse.Namespace) -> int:
+    problem = _problem(args)
+    solution = solve(problem, time_limit=args.time_limit, gap=args.gap)
+    out = solution.to_dict()
+    if solution.architecture is not None:
+        out["metrics"] = metrics(solution.architecture, problem.scoring)
+        out["tinynas"] = tinynas.to_layers(solution.architecture)
+        if args.out:
+            from generators import pytorch
+
+            pytorch.write(solution.architecture, args.out, verify=args.verify)
+    if args.json == "-":
+        print(json.dumps(out, indent=2))
+    elif args.json:
+        atomic_write_text(args.json, json.dumps(out, indent=2) + "\n")
+    if solution.architecture is None:
+        reasons = "; ".join(s.message for s in solution.shortfalls) or "each budget alone is reachable, but not all of them together"
+        print(f"deepmad: infeasible: no design of the space meets the budgets: {reasons}", file=sys.stderr)
+        return 1
+    if args.json != "-":
+        print(
+            f"{solution.status}: objective {solution.objective:.4f}, bound {solution.bound:.4f}, gap {solution.gap:.2e}, "
+            f"{solution.solve_seconds:.2f} s" + (f"; wrote {args.out}" if args.out else "")
+        )
+        print(table(solution.architecture, out["metrics"]))
+    return 0
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    print(f"{'name':<17} {'block':<21} {'FLOPs':>8} {'params':>8} {'rho0':>5} {'res':>4}  strides     head")
+    for name, p in PRESETS.items():
+        sp = p.space
+        print(
+            f"{name:<17} {sp.block:<21} {p.flops / 1e9:>7.2f}G {p.params / 1e6:>7.2f}M {p.rho:>5g} {sp.resolution:>4}  "
+            f"{','.join(map(str, sp.strides)):<11} {sp.head or '-'}"
+        )
+    print("\nFLOPs in the tinynas convention, params without the classifier (the published DeepMAD budgets).")
+    return 0
+
+
+def _argument(parse, field: str):
+    """An argparse type from one of :mod:`deepmad.units`' parsers (its message, not argparse's)."""
+
+    def convert(text: str):
+        try:
+            return parse(text, field)
+        except InputError as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
+
+    return convert
+
+
+def _ratio(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO:HI such as 1.5:6, got {text!r}") from None
+    return lo, hi
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="deepmad", description="Solver-driven CNN architecture design after DeepMAD.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks (accepted anywhere on the line)")
@@ -124,6 +236,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", required=True, metavar="PATH", help="model file to write (.py)")
     p.add_argument("--verify", action="store_true", help="build the model with torch and check params and MACs before writing")
     p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser("design", help="solve a design problem exactly and write the model file")
+    p.add_argument("--preset", metavar="NAME", help="a published DeepMAD problem (see 'deepmad presets')")
+    p.add_argument("--block", choices=tuple(BLOCK_TYPES), help="block type of a custom problem")
+    p.add_argument("--flops", type=_argument(parse_amount, "--flops"), metavar="N", help="FLOPs budget, e.g. 1.8G (tinynas convention unless --flops-convention macs)")
+    p.add_argument("--flops-convention", choices=("tinynas", "macs"), help="how --flops counts (default tinynas)")
+    p.add_argument("--params", type=_argument(parse_amount, "--params"), metavar="N", help="parameter budget without the classifier, e.g. 11.7M")
+    p.add_argument("--rho", type=_argument(parse_amount, "--rho"), metavar="R", help="effectiveness bound rho0, e.g. 0.3")
+    p.add_argument("--max-layers", type=_positive_int, metavar="N", help="at most N scored layers")
+    p.add_argument("--resolution", type=_positive_int, metavar="N", help="input side in pixels")
+    p.add_argument("--strides", type=_int_list, metavar="S,S,..", help="stage strides (1 or 2), one per stage")
+    p.add_argument("--depth", type=_argument(parse_range, "--depth"), metavar="LO:HI", help="blocks per stage")
+    p.add_argument("--channels", type=_argument(parse_range, "--channels"), metavar="LO:HI", help="stage output channels (multiples of 8 between)")
+    p.add_argument("--stem-channels", type=_argument(parse_range, "--stem-channels"), metavar="LO:HI", help="stem output channels")
+    p.add_argument("--kernels", type=_int_list, metavar="K,K,..", help="kernel choices, e.g. 3,5,7")
+    p.add_argument("--inner-ratio", type=_ratio, metavar="LO:HI", help="inner width relative to output channels")
+    p.add_argument("--head", type=_positive_int, metavar="N", help="head conv width")
+    p.add_argument("--no-nondecreasing", action="store_true", help="allow a stage narrower than the one before")
+    p.add_argument("--max-depth-spread", type=_count, metavar="N", help="hard limit on max L - min L over the penalised stages")
+    p.add_argument("--time-limit", type=float, default=300.0, metavar="S", help="seconds (default 300)")
+    p.add_argument("--gap", type=float, default=1e-5, help="relative optimality gap to stop at (default 1e-5)")
+    p.add_argument("-o", "--out", metavar="PATH", help="write the model file here")
+    p.add_argument("--verify", action="store_true", help="check the model file with torch before writing it")
+    p.add_argument("--json", metavar="PATH", help="write the result as JSON ('-' for standard output)")
+    p.set_defaults(func=_cmd_design)
+
+    p = sub.add_parser("presets", help="list the published DeepMAD problems")
+    p.set_defaults(func=_cmd_presets)
 
     p = sub.add_parser("convert", help="convert between architecture JSON and the TinyNAS structure format")
     _add_architecture_args(p)
@@ -148,6 +288,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("deepmad: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): not an error of ours
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except Exception as exc:  # a bug or an environment failure: still one line, unless --debug
         if debug:
             raise

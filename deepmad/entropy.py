@@ -51,6 +51,8 @@ class Scoring:
             object.__setattr__(self, "alpha", _sequence("alpha", self.alpha))
             for a in self.alpha:
                 _finite("alpha", a)
+                if a < 0:
+                    raise InputError("alpha", f"weights must be at least 0, got {a!r}")
         _finite("beta", self.beta)
         if self.beta < 0:
             raise InputError("beta", f"must be at least 0 (a penalty), got {self.beta!r}")

@@ -1,0 +1,116 @@
+"""A design problem: a space, budgets, the effectiveness bound and the guidelines.
+
+``Problem.check`` re-scores any architecture independently of how it was
+found (accounting and entropy only) and lists every constraint it breaks, by
+name. Solvers are judged by it: a returned design must have no violation and
+its objective is the accounting's, never a solver's own number.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .accounting import costs
+from .architecture import Architecture
+from .entropy import Scoring, score
+from .errors import InputError, shown
+from .space import DesignSpace
+
+FlopsConvention = Literal["tinynas", "macs"]
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken constraint: ``name`` (e.g. ``flops``), the design's ``value`` and the ``limit``."""
+
+    name: str
+    value: float
+    limit: float
+    message: str
+
+
+@dataclass(frozen=True)
+class Check:
+    """The independent evaluation of a design under a problem."""
+
+    flops: int
+    params: int
+    rho: float
+    layers: int
+    objective: float
+    violations: tuple[Violation, ...]
+
+    @property
+    def feasible(self) -> bool:
+        return not self.violations
+
+
+def _positive(name: str, value: float | None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise InputError(name, f"must be a positive finite number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Maximize the DeepMAD objective over ``space`` subject to the budgets.
+
+    ``flops`` is a budget in the ``flops_convention`` (``"tinynas"``, the
+    published DeepMAD budgets, or ``"macs"``, classifier excluded in both);
+    ``params`` counts parameters without the classifier; ``rho`` bounds every
+    prefix's effectiveness; ``max_layers`` bounds the layer count. Guidelines:
+    ``nondecreasing`` channels across stages (stem excluded), and the depth
+    rule, either the objective's penalty (always there) plus, with
+    ``max_depth_spread``, a hard limit on ``max L_j - min L_j`` over the
+    penalty's stages.
+    """
+
+    space: DesignSpace
+    flops: float | None = None
+    params: float | None = None
+    rho: float | None = None
+    max_layers: int | None = None
+    flops_convention: FlopsConvention = "tinynas"
+    nondecreasing: bool = True
+    max_depth_spread: int | None = None
+    scoring: Scoring = field(default_factory=Scoring)
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("flops", "params", "rho", "max_layers"):
+            _positive(name, getattr(self, name))
+        spread = self.max_depth_spread
+        if spread is not None and (isinstance(spread, bool) or not isinstance(spread, int) or spread < 0):
+            raise InputError("max_depth_spread", f"must be an integer >= 0 (0: all covered depths equal), got {shown(spread)}")
+        if self.flops_convention not in ("tinynas", "macs"):
+            raise InputError("flops_convention", f"must be 'tinynas' or 'macs', got {self.flops_convention!r}")
+
+    def check(self, arch: Architecture) -> Check:
+        """Re-score ``arch`` and list every constraint it breaks (space rules included)."""
+        c = costs(arch)
+        s = score(arch, self.scoring)
+        flops = c.flops_tinynas if self.flops_convention == "tinynas" else c.macs
+        found: list[Violation] = []
+
+        def limit(name: str, value: float, bound: float | None, unit: str = "") -> None:
+            if bound is not None and value > bound:
+                found.append(Violation(name, value, bound, f"{name}: {value:,.6g}{unit} exceeds the limit {bound:,.6g}{unit}"))
+
+        limit("flops", flops, self.flops)
+        limit("params", c.params, self.params)
+        limit("rho", s.rho, self.rho)
+        limit("layers", s.layers, self.max_layers)
+        widths = [st.channels for st in arch.stages]
+        for j in range(1, len(widths)):
+            if self.nondecreasing and widths[j] < widths[j - 1]:
+                found.append(Violation("nondecreasing", widths[j], widths[j - 1], f"stages[{j}].channels: {widths[j]} is narrower than the stage before ({widths[j - 1]})"))
+        if self.max_depth_spread is not None:
+            depths = [arch.stages[j].depth for j in self.scoring.covered_stages(arch)]
+            limit("depth_spread", max(depths) - min(depths) if depths else 0, self.max_depth_spread)
+        for reason in self.space.violations(arch):
+            found.append(Violation("space", 0, 0, reason))
+        return Check(flops, c.params, s.rho, s.layers, s.objective, tuple(found))
+

@@ -1,0 +1,62 @@
+"""What a solver returns: a design with its certificate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .architecture import Architecture
+from .problem import Check
+
+Status = Literal["optimal", "time_limit", "infeasible"]
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """A budget no design of the space meets: ``smallest`` is the least value the space allows."""
+
+    name: str
+    limit: float
+    smallest: float
+
+    @property
+    def message(self) -> str:
+        return f"{self.name}: the limit {self.limit:,.6g} is below the smallest value the space allows, {self.smallest:,.6g}"
+
+
+@dataclass(frozen=True)
+class Solution:
+    """``objective`` is the accounting's value of ``architecture`` (re-scored, not a solver's number);
+    ``bound`` a proven upper bound on the optimum; ``gap = (bound - objective) / |bound|``.
+    When ``status`` is ``"infeasible"`` there is no architecture and ``shortfalls``
+    names the budgets the space cannot meet (empty when only their combination fails)."""
+
+    status: Status
+    architecture: Architecture | None
+    check: Check | None
+    bound: float
+    solve_seconds: float
+    method: str
+    shortfalls: tuple[Shortfall, ...] = field(default=())
+
+    @property
+    def objective(self) -> float | None:
+        return self.check.objective if self.check else None
+
+    @property
+    def gap(self) -> float | None:
+        if self.check is None:
+            return None
+        return max(0.0, (self.bound - self.check.objective) / abs(self.bound)) if self.bound else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "objective": self.objective,
+            "bound": self.bound,
+            "gap": self.gap,
+            "solve_seconds": self.solve_seconds,
+            "method": self.method,
+            "architecture": self.architecture.to_dict() if self.architecture else None,
+            "shortfalls": [{"name": s.name, "limit": s.limit, "smallest": s.smallest} for s in self.shortfalls],
+        }

@@ -1,0 +1,32 @@
+"""Reading amounts typed by people: ``1.8G``, ``11.7M``, ``250k``, ``1.82e9``."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from .errors import InputError, shown
+
+_SUFFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+_AMOUNT = re.compile(r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)([kKMGT]?)")
+
+
+def parse_amount(text: str, field: str) -> float:
+    """A positive finite amount; suffixes k, M, G, T multiply by 1e3, 1e6, 1e9, 1e12."""
+    match = _AMOUNT.fullmatch(text.strip())
+    value = float(match.group(1)) * _SUFFIX[match.group(2)] if match else math.nan
+    if not match or not math.isfinite(value) or value <= 0:
+        raise InputError(field, f"expected a positive amount such as 1.8G, 11.7M, 250k or 1.82e9, got {shown(text)}")
+    return value
+
+
+def parse_range(text: str, field: str) -> tuple[int, int]:
+    """``LO:HI`` (or a single ``N`` for ``N:N``) of positive integers, LO <= HI."""
+    parts = text.split(":")
+    try:
+        lo, hi = (int(parts[0]), int(parts[-1])) if len(parts) in (1, 2) else (0, 0)
+    except ValueError:
+        lo = hi = 0
+    if not 0 < lo <= hi:
+        raise InputError(field, f"expected LO:HI with 0 < LO <= HI (e.g. 1:16), got {shown(text)}")
+    return lo, hi

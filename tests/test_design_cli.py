@@ -1,0 +1,80 @@
+"""`deepmad design`, `deepmad presets` and the amounts people type."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from deepmad import Architecture, InputError, costs, score
+from deepmad.cli import main
+from deepmad.units import parse_amount, parse_range
+
+SMALL = ["--block", "basic", "--strides", "2,2", "--resolution", "32", "--channels", "16:32",
+         "--stem-channels", "16:16", "--depth", "1:2", "--kernels", "3"]
+
+
+@pytest.mark.parametrize("text,value", [("1.8G", 1.8e9), ("11.7M", 11.7e6), ("250k", 250e3), ("1.82e9", 1.82e9), (" 0.3 ", 0.3), ("12", 12.0)])
+def test_amounts(text, value):
+    assert parse_amount(text, "--flops") == pytest.approx(value, rel=1e-15)
+
+
+@pytest.mark.parametrize("text", ["1.8Gb", "12 ms", "-5", "0", "nan", "inf", "", "1e999", "G"])
+def test_bad_amounts_name_the_field_and_the_accepted_forms(text):
+    with pytest.raises(InputError) as info:
+        parse_amount(text, "--flops")
+    assert info.value.field == "--flops" and "1.8G" in info.value.message
+
+
+def test_ranges():
+    assert parse_range("1:16", "--depth") == (1, 16) and parse_range("8", "--depth") == (8, 8)
+    for bad in ("16:1", "0:4", "a:b", "1:2:3"):
+        with pytest.raises(InputError):
+            parse_range(bad, "--depth")
+
+
+def test_design_writes_json_and_a_model_whose_metrics_meet_the_budgets(tmp_path, capsys):
+    out, js = tmp_path / "model.py", tmp_path / "result.json"
+    status = main(["design", *SMALL, "--flops", "2M", "--params", "40k", "--rho", "0.5", "-o", str(out), "--json", str(js)])
+    assert status == 0 and out.exists()
+    result = json.loads(js.read_text())
+    assert result["status"] == "optimal" and result["gap"] <= 1e-5 and result["bound"] >= result["objective"]
+    arch = Architecture.from_dict(result["architecture"])
+    c, s = costs(arch), score(arch)
+    assert c.flops_tinynas <= 2e6 and c.params <= 40e3 and s.rho <= 0.5
+    assert result["objective"] == s.objective and result["metrics"]["objective"] == s.objective
+    assert result["tinynas"][0]["class"] == "ConvKXBNRELU"
+    assert "optimal: objective" in capsys.readouterr().out
+
+
+def test_design_infeasible_names_the_budget_and_its_smallest_value(tmp_path, capsys):
+    js = tmp_path / "result.json"
+    status = main(["design", *SMALL, "--flops", "10k", "-o", str(tmp_path / "model.py"), "--json", str(js)])
+    err = capsys.readouterr().err
+    assert status == 1 and "infeasible" in err and "flops: the limit 10,000 is below the smallest value the space allows" in err
+    assert not (tmp_path / "model.py").exists()
+    assert json.loads(js.read_text())["status"] == "infeasible"
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--preset", "deepmad-r19"], "did you mean deepmad-r18"),
+        (["--flops", "1.8Gb", *SMALL], "argument --flops: expected a positive amount"),
+        (["--strides", "2,2"], "--block: give --preset NAME"),
+        (["--preset", "deepmad-r18"], "space: has up to"),
+        ([*SMALL, "--depth", "3:1"], "argument --depth: expected LO:HI"),
+    ],
+)
+def test_design_usage_errors(capsys, argv, message):
+    status = main(["design", *argv])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and message in err
+
+
+def test_presets_lists_every_preset_with_its_budgets(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    for name, flops in [("deepmad-r18", "1.82G"), ("deepmad-29m-288", "4.50G"), ("deepmad-89m", "15.40G")]:
+        line = next(l for l in out.splitlines() if l.startswith(name))
+        assert flops in line
