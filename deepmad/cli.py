@@ -17,15 +17,15 @@ from typing import Sequence
 from . import tinynas
 from .architecture import Architecture
 from .blocks import BLOCK_TYPES
-from .presets import PRESETS, preset
-from .problem import Problem
-from .solve import solve
-from .space import DesignSpace
-from .units import parse_amount, parse_range
 from .entropy import Scoring
 from .errors import DeepmadError, InputError, shown
 from .files import atomic_write_text
+from .presets import PRESETS, preset
+from .problem import Problem
 from .report import metrics, table
+from .solve import solve
+from .space import DesignSpace
+from .units import parse_amount, parse_range
 
 
 class _Parser(argparse.ArgumentParser):
@@ -142,6 +142,8 @@ def _problem(args: argparse.Namespace) -> Problem:
         "inner_ratio": args.inner_ratio,
     }
     changes = {k: v for k, v in changes.items() if v is not None}
+    if "block" in changes and "inner_ratio" not in changes:
+        changes["inner_ratio"] = None  # the new block type's default range
     if args.depth is not None or "strides" in changes:
         depth = args.depth or space.depths[0]
         changes["depths"] = (depth,) * len(changes.get("strides", space.strides))
@@ -156,9 +158,28 @@ def _problem(args: argparse.Namespace) -> Problem:
     return dataclasses.replace(base, **updates)
 
 
+_DESIGN_OPTIONS = {
+    "time_limit": "--time-limit",
+    "gap": "--gap",
+    "strides": "--strides",
+    "stride": "--strides",
+    "channels": "--channels",
+    "stem_channels": "--stem-channels",
+    "kernels": "--kernels",
+    "inner_ratio": "--inner-ratio",
+    "head": "--head",
+    "resolution": "--resolution",
+    "depths": "--depth",
+}
+
+
 def _cmd_design(args: argparse.Namespace) -> int:
-    problem = _problem(args)
-    solution = solve(problem, time_limit=args.time_limit, gap=args.gap)
+    try:
+        problem = _problem(args)
+        solution = solve(problem, time_limit=args.time_limit, gap=args.gap)
+    except InputError as exc:  # name the option the user typed
+        field = exc.field.split("[")[0].split(".")[0]
+        raise InputError(_DESIGN_OPTIONS.get(field, exc.field), exc.message) from None
     out = solution.to_dict()
     if solution.architecture is not None:
         out["metrics"] = metrics(solution.architecture, problem.scoring)

@@ -64,6 +64,10 @@ def test_design_infeasible_names_the_budget_and_its_smallest_value(tmp_path, cap
         (["--strides", "2,2"], "--block: give --preset NAME"),
         (["--preset", "deepmad-r18"], "space: has up to"),
         ([*SMALL, "--depth", "3:1"], "argument --depth: expected LO:HI"),
+        (["--block", "basic", "--strides", "3,2"], "--strides: must be 1 or 2, got 3"),
+        ([*SMALL, "--gap", "-1"], "--gap: must be a relative gap in [0, 1)"),
+        ([*SMALL, "--time-limit", "nan"], "--time-limit: must be a positive number of seconds"),
+        ([*SMALL, "--kernels", "4"], "--kernels: needs a non-empty set of odd positive kernels"),
     ],
 )
 def test_design_usage_errors(capsys, argv, message):
