@@ -101,6 +101,28 @@ def stage_options(problem: Problem, j: int) -> list[Option]:
     return out
 
 
+def pareto(options: list[Option]) -> list[Option]:
+    """The options no other option of the same stage, input, output width and depth dominates.
+
+    ``a`` dominates ``b`` when it costs no more FLOPs and no more parameters
+    and has at least the entropy (same layers, same width chain, same depth:
+    everything else in the program is equal). Dropping dominated options
+    keeps an optimal design, so the program stays exact. Ties keep the first
+    option in table order, so the result is deterministic.
+    """
+    groups: dict[tuple[int, int, int, int], list[Option]] = {}
+    for opt in options:
+        groups.setdefault((opt.stage, opt.c_in, opt.channels, opt.depth), []).append(opt)
+    kept: set[int] = set()
+    for group in groups.values():
+        front: list[Option] = []
+        for opt in sorted(group, key=lambda o: (-o.entropy, o.flops, o.params)):
+            if not any(f.flops <= opt.flops and f.params <= opt.params for f in front):
+                front.append(opt)
+        kept.update(id(o) for o in front)
+    return [o for o in options if id(o) in kept]
+
+
 def assemble(problem: Problem, stem: Option, stages: list[Option]) -> Architecture:
     """The architecture that a choice of one stem and one option per stage describes."""
     space = problem.space

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import pyomo.environ as pyo
 
 from .entropy import depth_penalty
-from .options import Option, stage_options, stem_options
+from .options import Option, pareto, stage_options, stem_options
 from .problem import Problem
 
 FLOPS_UNIT = 1e6
@@ -51,7 +51,8 @@ class Tables:
 
     @classmethod
     def of(cls, problem: Problem) -> "Tables":
-        return cls(stem_options(problem), [stage_options(problem, j) for j in range(len(problem.space.strides))])
+        """All options, less those another option of the same group dominates (see :func:`pareto`)."""
+        return cls(stem_options(problem), [pareto(stage_options(problem, j)) for j in range(len(problem.space.strides))])
 
     @property
     def size(self) -> int:
