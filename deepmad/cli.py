@@ -176,7 +176,8 @@ _DESIGN_OPTIONS = {
 def _cmd_design(args: argparse.Namespace) -> int:
     try:
         problem = _problem(args)
-        solution = solve(problem, time_limit=args.time_limit, gap=args.gap)
+        progress = args.progress if args.progress is not None else sys.stdout.isatty() and args.json != "-"
+        solution = solve(problem, time_limit=args.time_limit, gap=args.gap, progress=progress)
     except InputError as exc:  # name the option the user typed
         field = exc.field.split("[")[0].split(".")[0]
         raise InputError(_DESIGN_OPTIONS.get(field, exc.field), exc.message) from None
@@ -281,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", metavar="PATH", help="write the model file here")
     p.add_argument("--verify", action="store_true", help="check the model file with torch before writing it")
     p.add_argument("--json", metavar="PATH", help="write the result as JSON ('-' for standard output)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="show the solver's log: incumbent, bound, gap, elapsed (default: on a terminal)")
     p.set_defaults(func=_cmd_design)
 
     p = sub.add_parser("presets", help="list the published DeepMAD problems")

@@ -27,10 +27,11 @@ from .solution import Shortfall, Solution
 MAX_OPTIONS = 2_000_000
 
 
-def _highs(m: pyo.ConcreteModel, time_limit: float, gap: float):
+def _highs(m: pyo.ConcreteModel, time_limit: float, gap: float, progress: bool = False):
     solver = SolverFactory("highs")
     return solver.solve(
         m,
+        tee=progress,
         time_limit=time_limit,
         rel_gap=gap,
         threads=1,
@@ -44,10 +45,11 @@ def _has_solution(result) -> bool:
     return result.solution_status in (SolutionStatus.optimal, SolutionStatus.feasible)
 
 
-def solve(problem: Problem | str, *, time_limit: float = 300.0, gap: float = 1e-5) -> Solution:
+def solve(problem: Problem | str, *, time_limit: float = 300.0, gap: float = 1e-5, progress: bool = False) -> Solution:
     """Maximize ``problem``'s objective (a :class:`Problem` or a preset name); ``time_limit``
-    in seconds, ``gap`` relative. Raises :class:`InputError` for a space too large for the
-    exact program."""
+    in seconds, ``gap`` relative. With ``progress``, HiGHS prints its branch-and-bound log
+    (incumbent, bound, gap, elapsed time) on standard output. Raises :class:`InputError`
+    for a space too large for the exact program."""
     if isinstance(problem, str):
         problem = preset(problem)
     if not (isinstance(time_limit, (int, float)) and math.isfinite(time_limit) and time_limit > 0):
@@ -64,7 +66,7 @@ def solve(problem: Problem | str, *, time_limit: float = 300.0, gap: float = 1e-
     start = time.perf_counter()
     tables = Tables.of(problem)
     m = build_program(problem, tables)
-    result = _highs(m, time_limit, gap)
+    result = _highs(m, time_limit, gap, progress)
     seconds = time.perf_counter() - start
     if not _has_solution(result):
         if "infeasible" in str(result.termination_condition).lower():

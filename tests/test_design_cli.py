@@ -82,3 +82,9 @@ def test_presets_lists_every_preset_with_its_budgets(capsys):
     for name, flops in [("deepmad-r18", "1.82G"), ("deepmad-29m-288", "4.50G"), ("deepmad-89m", "15.40G")]:
         line = next(l for l in out.splitlines() if l.startswith(name))
         assert flops in line
+
+
+def test_progress_shows_the_solvers_log(capsys):
+    assert main(["design", *SMALL, "--flops", "2M", "--progress"]) == 0
+    out = capsys.readouterr().out
+    assert "HiGHS" in out and "optimal: objective" in out
