@@ -60,7 +60,7 @@ def conv_cost(name: str, conv: Conv, side_out: int, *, activation: bool, kind: s
     area = side_out * side_out
     params = conv.weights + 2 * conv.c_out
     flops = params * area + (conv.c_out * area if activation else 0)
-    kind = kind or ("dwconv" if conv.groups > 1 and conv.groups == conv.c_in else "conv")
+    kind = kind or ("dwconv" if conv.depthwise else "conv")
     return LayerCost(name, kind, params, conv.weights * area, flops)
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Literal
 
+import numpy as np
+
 Shortcut = Literal["none", "identity", "projection"]
 Activation = Literal["relu", "silu"]
 
@@ -39,6 +41,10 @@ class Conv:
     def weights(self) -> int:
         """Number of weights: ``c_in * c_out * k^2 / groups``."""
         return self.c_in * self.c_out * self.kernel**2 // self.groups
+
+    @property
+    def depthwise(self) -> bool:
+        return bool(np.all((self.groups > 1) & (self.groups == self.c_in)))
 
     @property
     def fan_in(self) -> int:
@@ -123,9 +129,11 @@ class BlockType:
     inner_range: tuple[float, float]
 
 
-def se_hidden_width(channels: int) -> int:
-    """SE hidden width, as TinyNAS: ``max(1, round(channels / 4) // 8) * 8``."""
-    return max(1, round(channels * 0.25) // 8) * 8
+def se_hidden_width(channels):
+    """SE hidden width, as TinyNAS: ``max(1, round(channels / 4) // 8) * 8`` (round half
+    to even, as Python's ``round``). Takes an int, or a numpy array of them."""
+    width = np.maximum(1, np.round(np.multiply(channels, 0.25)).astype(np.int64) // 8) * 8
+    return int(width) if np.ndim(width) == 0 else width
 
 
 def _bottleneck(c_in: int, c_out: int, inner: int, kernel: int, stride: int, first: bool) -> BlockLayout:

@@ -177,7 +177,7 @@ def _cmd_design(args: argparse.Namespace) -> int:
     try:
         problem = _problem(args)
         progress = args.progress if args.progress is not None else sys.stdout.isatty() and args.json != "-"
-        solution = solve(problem, time_limit=args.time_limit, gap=args.gap, progress=progress)
+        solution = solve(problem, time_limit=args.time_limit, gap=args.gap, progress=progress, method=args.method)
     except InputError as exc:  # name the option the user typed
         field = exc.field.split("[")[0].split(".")[0]
         raise InputError(_DESIGN_OPTIONS.get(field, exc.field), exc.message) from None
@@ -279,6 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-depth-spread", type=_count, metavar="N", help="hard limit on max L - min L over the penalised stages")
     p.add_argument("--time-limit", type=float, default=300.0, metavar="S", help="seconds (default 300)")
     p.add_argument("--gap", type=float, default=1e-5, help="relative optimality gap to stop at (default 1e-5)")
+    p.add_argument("--method", choices=("auto", "milp", "colgen"), default="auto",
+                   help="milp: the whole program on HiGHS; colgen: any space size (local search, column "
+                        "generation bound, reduced-cost fixing, exact MILP on what is left); auto (default): "
+                        "milp for small spaces")
     p.add_argument("-o", "--out", metavar="PATH", help="write the model file here")
     p.add_argument("--verify", action="store_true", help="check the model file with torch before writing it")
     p.add_argument("--json", metavar="PATH", help="write the result as JSON ('-' for standard output)")

@@ -14,9 +14,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .accounting import LayerCost, block_costs, conv_cost
+from .accounting import LayerCost, conv_cost
 from .architecture import Architecture, Head, Stage, Stem
-from .blocks import BlockLayout, Conv
+from .arrays import StageArrays, stage_arrays
+from .blocks import Conv
 from .problem import Problem
 
 
@@ -41,10 +42,6 @@ def _sum(rows: list[LayerCost], problem: Problem) -> tuple[int, int]:
     return flops, sum(r.params for r in rows)
 
 
-def _entropy(layout: BlockLayout) -> float:
-    return 0.5 * sum(math.log(conv.fan_in) for conv in layout.convs)
-
-
 def stem_options(problem: Problem) -> list[Option]:
     space = problem.space
     side = space.resolution // space.stem_stride
@@ -56,48 +53,37 @@ def stem_options(problem: Problem) -> list[Option]:
     return out
 
 
+def option_at(arr: StageArrays, ai: int, bi: int, ki: int, d: int) -> Option:
+    """The option of ``arr`` with input ``arr.inputs[ai]``, inner ``arr.inner[bi]``, kernel ``arr.kernels[ki]`` and depth ``d``."""
+    first, rest, head = arr.first, arr.rest, arr.head
+    return Option(
+        stage=arr.stage,
+        c_in=int(arr.inputs[ai]),
+        channels=arr.channels,
+        inner=int(arr.inner[bi]),
+        kernel=arr.kernels[ki],
+        depth=d,
+        flops=int(first.flops[ai, bi, ki]) + (d - 1) * int(rest.flops[bi, ki]) + head[0],
+        params=int(first.params[ai, bi, ki]) + (d - 1) * int(rest.params[bi, ki]) + head[1],
+        entropy=float(first.entropy[ai, bi, ki]) + (d - 1) * float(rest.entropy[bi, ki]) + head[2],
+        layers=first.layers + (d - 1) * rest.layers + head[3],
+    )
+
+
 def stage_options(problem: Problem, j: int) -> list[Option]:
-    """Every option of stage ``j`` that the space rules and the channel guideline allow."""
-    space = problem.space
-    stride = space.strides[j]
-    side_in = space.resolution // (space.stem_stride * math.prod(space.strides[:j]))
-    side_out = side_in // stride
-    inputs = space.stem_grid() if j == 0 else space.channel_grid()
-    last = j == len(space.strides) - 1
+    """Every option of stage ``j`` that the space rules and the channel guideline allow
+    (evaluated in bulk by :func:`deepmad.arrays.stage_arrays`)."""
     out = []
-    for c in space.channel_grid():
-        for b in space.inner_grid(c):
-            for k in space.kernels:
-                rest_stage = Stage(space.block, c, b, k, 2, 1)
-                rest = rest_stage.layouts(c)[1]
-                assert rest is not None
-                rest_cost = _sum(block_costs("rest", rest, side_out), problem)
-                rest_entropy = _entropy(rest)
-                head_cost, head_entropy, head_layers = (0, 0), 0.0, 0
-                if last and space.head:
-                    head = Conv(c, space.head, 1)
-                    head_cost = _sum([conv_cost("head", head, side_out, activation=True)], problem)
-                    head_entropy, head_layers = 0.5 * math.log(head.fan_in), 1
-                for a in inputs:
-                    if not space.growth_ok(a, c, first=j == 0) or (j > 0 and problem.nondecreasing and c < a):
-                        continue
-                    first = Stage(space.block, c, b, k, 1, stride).layouts(a)[0]
-                    first_cost = _sum(block_costs("first", first, side_in), problem)
-                    for d in range(space.depths[j][0], space.depths[j][1] + 1):
-                        out.append(
-                            Option(
-                                stage=j,
-                                c_in=a,
-                                channels=c,
-                                inner=b,
-                                kernel=k,
-                                depth=d,
-                                flops=first_cost[0] + (d - 1) * rest_cost[0] + head_cost[0],
-                                params=first_cost[1] + (d - 1) * rest_cost[1] + head_cost[1],
-                                entropy=_entropy(first) + (d - 1) * rest_entropy + head_entropy,
-                                layers=len(first.convs) * d + head_layers,
-                            )
-                        )
+    for c in problem.space.channel_grid():
+        arr = stage_arrays(problem, j, c)
+        if arr is not None:
+            out += [
+                option_at(arr, ai, bi, ki, d)
+                for bi in range(len(arr.inner))
+                for ki in range(len(arr.kernels))
+                for ai in range(len(arr.inputs))
+                for d in arr.depths.tolist()
+            ]
     return out
 
 

@@ -11,14 +11,15 @@ discretized space; any MILP solver can be handed the model. The statement:
 * **costs**: FLOPs and parameters are sums of the picked options'
   coefficients, bounded by the budgets (FLOPs in MFLOPs to keep the rows
   well scaled);
-* **entropy**: ``S_i`` and ``D_i`` of every scoring prefix are sums of the
-  picked options' entropies and layer counts;
+* **entropy**: ``S_i`` and ``D_i`` of every scoring prefix are variables
+  equal to the sums of the picked options' entropies and layer counts (two
+  rows each, so the rows that use them stay sparse);
 * **effectiveness**: ``rho_i <= rho0`` is ``2 S_i >= D_i ln(D_i / rho0)``; the
   right side is convex in the integer ``D_i``, so its tangents at every
   integer ``n`` state it exactly;
 * **objective**: ``H_i = ln(c_i r_i^2) S_i`` multiplies the prefix's end
   width (a choice) by ``S_i``: ``sigma[i, c]`` carries ``S_i`` on the picked
-  end width ``c`` and is zero elsewhere (``sigma <= S_max * [c picked]``,
+  end width ``c`` and is zero elsewhere (``sigma <= cap(c) * [c picked]``,
   ``sum_c sigma <= S_i``; exact since the objective grows with ``sigma``);
 * **depth penalty**: ``beta * exp(pstdev(L_P))`` depends on the depths only
   through ``u = sum L_j`` and ``v = sum L_j^2`` over the covered stages; one
@@ -31,7 +32,7 @@ discretized space; any MILP solver can be handed the model. The statement:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyomo.environ as pyo
 
@@ -71,8 +72,31 @@ def _pstdev(u: int, v: int, n: int) -> float:
     return math.sqrt(max(0.0, v / n - (u / n) ** 2))
 
 
-def build_program(problem: Problem, tables: Tables) -> pyo.ConcreteModel:
-    """The Pyomo model of ``problem`` over the options in ``tables`` (maximize the DeepMAD objective)."""
+@dataclass(frozen=True)
+class Bounds:
+    """Bounds on every design of a space, per scoring prefix ``i``: ``s_max[i] >= S_i``,
+    ``layers[i]`` the range of ``D_i``, and ``caps[i, c] >= S_i`` over the designs whose
+    prefix ``i`` ends at width ``c`` (``s_max[i]`` where absent)."""
+
+    s_max: list[float]
+    layers: list[tuple[int, int]]
+    caps: dict[tuple[int, int], float] = field(default_factory=dict)
+
+    def cap(self, i: int, c: int) -> float:
+        return min(self.s_max[i], self.caps.get((i, c), math.inf))
+
+
+def build_program(problem: Problem, tables: Tables, *, bounds: Bounds | None = None) -> pyo.ConcreteModel:
+    """The Pyomo model of ``problem`` over the options in ``tables`` (maximize the DeepMAD objective).
+
+    Every row is stated as ``body <= constant`` or ``body == constant`` and
+    keyed by what it is about (``flow[j, a]``, ``rho[i, n]``, ``sigma_link[i, c]``,
+    ...), so that :mod:`deepmad.colgen` can price options the model does not
+    hold from its duals. ``bounds`` bound ``S_i`` and ``D_i`` (default: what
+    the tables allow); a caller solving over part of a space passes the
+    whole space's bounds, so that every row is a row of the whole space's
+    program. The tighter the entropy caps, the tighter the relaxation.
+    """
     space, scoring = problem.space, problem.scoring
     skeleton = space.skeleton()
     levels = skeleton.levels()
@@ -94,12 +118,11 @@ def build_program(problem: Problem, tables: Tables) -> pyo.ConcreteModel:
     def width_is(j: int, c: int) -> pyo.Expression:
         return sum(x for opt, x in chosen(j) if opt.channels == c)
 
-    # One stem; the width leaving each stage (or the stem) enters the next one.
+    # One stem and one option per stage; the width leaving each stage (or the stem) enters the next one.
     m.one_stem = pyo.Constraint(expr=sum(m.stem.values()) == 1)
-    m.flow = pyo.ConstraintList()
-    for j in range(nstages):
-        for a in sorted({opt.c_in for opt in tables.stages[j]} | {opt.channels for opt, _ in chosen(j - 1)}):
-            m.flow.add(width_is(j - 1, a) == sum(x for opt, x in chosen(j) if opt.c_in == a))
+    m.one_option = pyo.Constraint(range(nstages), rule=lambda m, j: sum(x for _, x in chosen(j)) == 1)
+    widths = [(j, a) for j in range(nstages) for a in sorted({o.c_in for o in tables.stages[j]} | {o.channels for o, _ in chosen(j - 1)})]
+    m.flow = pyo.Constraint(widths, rule=lambda m, j, a: width_is(j - 1, a) - sum(x for o, x in chosen(j) if o.c_in == a) == 0)
 
     # Budgets.
     last = nstages - 1
@@ -112,34 +135,30 @@ def build_program(problem: Problem, tables: Tables) -> pyo.ConcreteModel:
 
     # Scoring prefixes: entropy S_i, depth D_i, effectiveness, and H_i.
     m.prefixes = pyo.RangeSet(0, len(levels) - 1)
-    m.S = pyo.Expression(m.prefixes, rule=lambda _, i: total(levels[i].last_stage, "entropy"))
-    m.D = pyo.Expression(m.prefixes, rule=lambda _, i: total(levels[i].last_stage, "layers"))
-    m.rho = pyo.ConstraintList()
-    m.H = pyo.Expression(m.prefixes)
-    m.sigma = pyo.VarList(domain=pyo.NonNegativeReals)
-    m.sigma_link = pyo.ConstraintList()
-    for i, level in enumerate(levels):
-        stages = range(-1, level.last_stage + 1)
-        d_min = sum(min(opt.layers for opt, _ in chosen(j)) for j in stages)
-        d_max = sum(max(opt.layers for opt, _ in chosen(j)) for j in stages)
-        s_max = sum(max(opt.entropy for opt, _ in chosen(j)) for j in stages)
-        if problem.rho is not None:
-            for n in range(d_min, d_max + 1):
-                g, slope = n * math.log(n / problem.rho), math.log(n / problem.rho) + 1.0
-                m.rho.add(2.0 * m.S[i] >= g + slope * (m.D[i] - n))
-        r2 = (score_side // level.reduction) ** 2
-        is_last = i == len(levels) - 1
-        if is_last and space.head:
-            m.H[i] = math.log(space.head * r2) * m.S[i]
-            continue
-        end = level.last_stage
-        terms = []
-        for c in sorted({opt.channels for opt, _ in chosen(end)}):
-            sigma = m.sigma.add()
-            m.sigma_link.add(sigma <= s_max * width_is(end, c))
-            terms.append((c, sigma))
-        m.sigma_link.add(sum(s for _, s in terms) <= m.S[i])
-        m.H[i] = sum(math.log(c * r2) * s for c, s in terms)
+    if bounds is None:
+        bounds = Bounds(
+            [sum(max(o.entropy for o, _ in chosen(j)) for j in range(-1, level.last_stage + 1)) for level in levels],
+            [tuple(sum(f(o.layers for o, _ in chosen(j)) for j in range(-1, level.last_stage + 1)) for f in (min, max)) for level in levels],
+        )
+    s_max, layers = bounds.s_max, bounds.layers
+    m.S = pyo.Var(m.prefixes, bounds=lambda _, i: (0.0, s_max[i]))
+    m.D = pyo.Var(m.prefixes, bounds=lambda _, i: layers[i])
+    m.S_def = pyo.Constraint(m.prefixes, rule=lambda m, i: m.S[i] - total(levels[i].last_stage, "entropy") == 0)
+    m.D_def = pyo.Constraint(m.prefixes, rule=lambda m, i: m.D[i] - total(levels[i].last_stage, "layers") == 0)
+    tangents = [(i, n) for i, (lo, hi) in enumerate(layers) for n in range(lo, hi + 1)] if problem.rho is not None else []
+    m.rho = pyo.Constraint(tangents, rule=lambda m, i, n: rho_slope(n, problem.rho) * m.D[i] - 2.0 * m.S[i] <= rho_slope(n, problem.rho) * n - rho_cut(n, problem.rho))
+    ends = [(i, c) for i, level in enumerate(levels) if not (i == len(levels) - 1 and space.head)
+            for c in sorted({o.channels for o, _ in chosen(level.last_stage)})]
+    m.sigma = pyo.Var(ends, bounds=lambda _, i, c: (0.0, bounds.cap(i, c)))
+    m.sigma_link = pyo.Constraint(ends, rule=lambda m, i, c: m.sigma[i, c] - bounds.cap(i, c) * width_is(levels[i].last_stage, c) <= 0)
+    m.sigma_sum = pyo.Constraint(sorted({i for i, _ in ends}), rule=lambda m, i: sum(m.sigma[i, c] for k, c in ends if k == i) - m.S[i] <= 0)
+
+    def entropy_weight(i: int, c: int) -> float:
+        return alpha[i] * math.log(c * (score_side // levels[i].reduction) ** 2)
+
+    m.H = pyo.Expression(m.prefixes, rule=lambda m, i: sum(entropy_weight(i, c) / alpha[i] * m.sigma[k, c] for k, c in ends if k == i))
+    if space.head:
+        m.H[len(levels) - 1] = entropy_weight(len(levels) - 1, space.head) / alpha[-1] * m.S[len(levels) - 1]
 
     # Depth penalty, exact over the reachable (sum L, sum L^2) of the covered stages.
     penalty = 0.0
@@ -148,24 +167,30 @@ def build_program(problem: Problem, tables: Tables) -> pyo.ConcreteModel:
         pairs = _reachable_sums([space.depths[j] for j in covered])
         m.moments = pyo.Var(range(len(pairs)), within=pyo.Binary)
         m.one_moment = pyo.Constraint(expr=sum(m.moments.values()) == 1)
-        m.depth_sum = pyo.Constraint(expr=sum(u * m.moments[p] for p, (u, _) in enumerate(pairs)) == sum(depth.values()))
+        m.depth_sum = pyo.Constraint(expr=sum(u * m.moments[p] for p, (u, _) in enumerate(pairs)) - sum(depth.values()) == 0)
         m.depth_squares = pyo.Constraint(
-            expr=sum(v * m.moments[p] for p, (_, v) in enumerate(pairs))
-            == sum(opt.depth**2 * x for j in covered for opt, x in chosen(j))
+            expr=sum(v * m.moments[p] for p, (_, v) in enumerate(pairs)) - sum(opt.depth**2 * x for j in covered for opt, x in chosen(j)) == 0
         )
         n = len(covered)
         penalty = sum(scoring.beta * math.exp(_pstdev(u, v, n)) * m.moments[p] for p, (u, v) in enumerate(pairs))
         if problem.max_depth_spread is not None:
-            m.spread = pyo.ConstraintList()
-            for a in covered:
-                for b in covered:
-                    if a != b:
-                        m.spread.add(depth[a] - depth[b] <= problem.max_depth_spread)
+            m.spread = pyo.Constraint([(a, b) for a in covered for b in covered if a != b],
+                                      rule=lambda m, a, b: depth[a] - depth[b] <= problem.max_depth_spread)
     else:
         penalty = depth_penalty([], scoring.beta)
 
     m.objective = pyo.Objective(expr=sum(alpha[i] * m.H[i] for i in m.prefixes) - penalty, sense=pyo.maximize)
     return m
+
+
+def rho_slope(n: int, rho: float) -> float:
+    """Slope at ``D = n`` of ``D ln(D / rho)``, the right side of ``2 S >= D ln(D / rho)``."""
+    return math.log(n / rho) + 1.0
+
+
+def rho_cut(n: int, rho: float) -> float:
+    """Value at ``D = n`` of ``D ln(D / rho)``."""
+    return n * math.log(n / rho)
 
 
 def picked(m: pyo.ConcreteModel, tables: Tables) -> tuple[Option, list[Option]]:

@@ -18,13 +18,22 @@ from pyomo.contrib.solver.common.factory import SolverFactory
 from pyomo.contrib.solver.common.results import SolutionStatus
 
 from .errors import DeepmadError, InputError
-from .options import assemble
+from . import colgen
+from .options import assemble, pareto, stem_options
+from .search import local_search
 from .presets import preset
 from .problem import Problem
 from .program import FLOPS_UNIT, Tables, build_program, picked
 from .solution import Shortfall, Solution
 
 MAX_OPTIONS = 2_000_000
+"""Largest space (in stage options) the ``"milp"`` method states whole."""
+
+WHOLE = 30_000
+"""Spaces with at most this many stage options are solved whole by default; larger ones by column generation."""
+
+MAX_SURVIVORS = 30_000
+"""Largest number of options left by reduced-cost fixing that the exact MILP is handed."""
 
 
 def _highs(m: pyo.ConcreteModel, time_limit: float, gap: float, progress: bool = False):
@@ -45,18 +54,29 @@ def _has_solution(result) -> bool:
     return result.solution_status in (SolutionStatus.optimal, SolutionStatus.feasible)
 
 
-def solve(problem: Problem | str, *, time_limit: float = 300.0, gap: float = 1e-5, progress: bool = False) -> Solution:
+def solve(
+    problem: Problem | str, *, time_limit: float = 300.0, gap: float = 1e-5, progress: bool = False, method: str = "auto"
+) -> Solution:
     """Maximize ``problem``'s objective (a :class:`Problem` or a preset name); ``time_limit``
-    in seconds, ``gap`` relative. With ``progress``, HiGHS prints its branch-and-bound log
-    (incumbent, bound, gap, elapsed time) on standard output. Raises :class:`InputError`
-    for a space too large for the exact program."""
+    in seconds, ``gap`` relative. With ``progress``, the solvers print their logs (incumbent,
+    bound, gap, elapsed time) on standard output.
+
+    ``method``: ``"milp"`` states the whole program (:mod:`deepmad.program`) and hands it to
+    HiGHS; ``"colgen"`` works on spaces of any size (:mod:`deepmad.colgen`: a local search for
+    a design, column generation for a bound, reduced-cost fixing, then the exact MILP over
+    the options left); ``"auto"`` picks ``"milp"`` for spaces of at most :data:`WHOLE`
+    options. Raises :class:`InputError` for a space too large for the ``"milp"`` method."""
     if isinstance(problem, str):
         problem = preset(problem)
     if not (isinstance(time_limit, (int, float)) and math.isfinite(time_limit) and time_limit > 0):
         raise InputError("time_limit", f"must be a positive number of seconds, got {time_limit!r}")
     if not (isinstance(gap, (int, float)) and 0 <= gap < 1):
         raise InputError("gap", f"must be a relative gap in [0, 1), got {gap!r}")
+    if method not in ("auto", "milp", "colgen"):
+        raise InputError("method", f"must be 'auto', 'milp' or 'colgen', got {method!r}")
     count = problem.space.option_count()
+    if method == "colgen" or (method == "auto" and count > WHOLE):
+        return _solve_large(problem, time_limit, gap, progress)
     if count > MAX_OPTIONS:
         raise InputError(
             "space",
@@ -128,3 +148,46 @@ def _shortfalls(problem: Problem, time_limit: float) -> tuple[Shortfall, ...]:
             if least > limit:
                 out.append(Shortfall(name, limit, least))
     return tuple(out)
+
+
+def _solve_large(problem: Problem, time_limit: float, gap: float, progress: bool) -> Solution:
+    """The ``"colgen"`` method (see :func:`solve`)."""
+    start = time.perf_counter()
+    left = lambda: max(1.0, time_limit - (time.perf_counter() - start))  # noqa: E731
+    log = (lambda line: print(line, flush=True)) if progress else None
+    arch = local_search(problem, seconds=0.3 * time_limit)
+    check = problem.check(arch)
+    found = check.feasible
+    if log:
+        log(f"local search: objective {check.objective:.4f}" + ("" if found else " (infeasible)"))
+    floor = check.objective if found else -math.inf
+    result = colgen.generate(
+        problem, time_limit=0.85 * left(), tolerance=gap, floor=floor, start_with=arch if found else None, log=log
+    )
+    bound = result.bound
+    if found and bound - check.objective > gap * abs(bound):
+        kept = colgen.survivors(problem, result, check.objective, limit=MAX_SURVIVORS)
+        if log:
+            left_ = f"more than {MAX_SURVIVORS:,}" if kept is None else f"{sum(len(k) for k in kept):,}"
+            log(f"reduced-cost fixing: {left_} options can beat the design (bound {bound:.4f})")
+        if kept is not None:
+            tables = Tables(stem_options(problem), [pareto(k) for k in kept])
+            m = build_program(problem, tables, bounds=result.bounds)
+            solved = _highs(m, left(), gap, progress)
+            if _has_solution(solved):
+                solved.solution_loader.load_vars()
+                better = assemble(problem, *picked(m, tables))
+                better_check = problem.check(better)
+                if not better_check.feasible:
+                    raise DeepmadError(f"internal error: the solver's design breaks {', '.join(v.message for v in better_check.violations)}")
+                if better_check.objective > check.objective:
+                    arch, check = better, better_check
+            # Designs outside the kept options are worth less than the local search's design.
+            milp_bound = solved.objective_bound if solved.objective_bound is not None else math.inf
+            bound = min(bound, max(milp_bound, check.objective))
+    seconds = time.perf_counter() - start
+    if not found and not check.feasible:
+        raise DeepmadError(f"no feasible design found within {time_limit:g} s; raise --time-limit, or loosen the budgets")
+    bound = max(bound, check.objective)
+    proven = bound - check.objective <= gap * abs(bound) + 1e-9
+    return Solution("optimal" if proven else "time_limit", arch, check, bound, seconds, "colgen-highs")

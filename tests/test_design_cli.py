@@ -62,7 +62,6 @@ def test_design_infeasible_names_the_budget_and_its_smallest_value(tmp_path, cap
         (["--preset", "deepmad-r19"], "did you mean deepmad-r18"),
         (["--flops", "1.8Gb", *SMALL], "argument --flops: expected a positive amount"),
         (["--strides", "2,2"], "--block: give --preset NAME"),
-        (["--preset", "deepmad-r18"], "space: has up to"),
         ([*SMALL, "--depth", "3:1"], "argument --depth: expected LO:HI"),
         (["--block", "basic", "--strides", "3,2"], "--strides: must be 1 or 2, got 3"),
         ([*SMALL, "--gap", "-1"], "--gap: must be a relative gap in [0, 1)"),

@@ -1,0 +1,619 @@
+"""The exact method for large spaces: column generation, a Lagrangian bound, reduced-cost fixing.
+
+The program of :mod:`deepmad.program` has one column per stage option, and a
+preset space has billions of them; its LP relaxation is tight (a fraction of
+a percent on the spaces measured) but cannot be built whole. So:
+
+1. **Column generation.** A master program holds a few thousand options.
+   Its LP relaxation's duals ``y`` price every option of the space in bulk
+   (:mod:`deepmad.arrays`): an option's reduced cost is an affine function of
+   its entropy, FLOPs, parameters, layers, depth and widths (:class:`Prices`).
+   The best-priced options join the master, until none prices above zero.
+2. **A valid bound at every round.** Relaxing every row but "one option per
+   stage" (and one stem, one depth moment) with the multipliers ``y`` gives
+   the Lagrangian bound ``sum_r y_r b_r + sum_groups max rc + sigma terms``:
+   an upper bound on every design of the space, whatever ``y`` is, as long
+   as the signs are right (weak duality). It needs no convergence.
+3. **An incumbent.** The master's options solved as the MILP give a design.
+4. **Reduced-cost fixing.** A design using option ``o`` of stage ``j`` is
+   worth at most ``UB - max rc_j + rc_o``; every option for which that is
+   below the incumbent's objective cannot be in a better design. The options
+   that survive go to the exact MILP, whose optimum is then the optimum of
+   the whole space, and whose bound is a bound for the whole space.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+import pyomo.environ as pyo
+from pyomo.contrib.solver.common.factory import SolverFactory
+from pyomo.contrib.solver.common.results import SolutionStatus
+
+from .architecture import Architecture
+from .arrays import StageArrays, stage_arrays
+from .options import Option, option_at, stem_options
+from .problem import Problem
+from .program import FLOPS_UNIT, Bounds, Tables, _pstdev, _reachable_sums, build_program, rho_cut, rho_slope
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """The options of one stage with one output width, evaluated once."""
+
+    arrays: StageArrays
+
+
+class Space:
+    """The full option space of a problem, as chunks (one per stage and output width)."""
+
+    def __init__(self, problem: Problem):
+        self.problem = problem
+        space = problem.space
+        self.stem = stem_options(problem)
+        self.nstages = len(space.strides)
+        skeleton = space.skeleton()
+        self.levels = skeleton.levels()
+        self.alpha = problem.scoring.alphas(len(self.levels))
+        self.covered = problem.scoring.covered_stages(skeleton)
+        self.side = problem.scoring.side(skeleton)
+
+    def chunks(self, j: int):
+        for c in self.problem.space.channel_grid():
+            arr = stage_arrays(self.problem, j, c)
+            if arr is not None:
+                yield arr
+
+    def prefixes_of(self, j: int) -> list[int]:
+        """The scoring prefixes that contain stage ``j`` (``-1``: the stem)."""
+        return [i for i, level in enumerate(self.levels) if j <= level.last_stage or i == len(self.levels) - 1]
+
+    def weight(self, i: int, c: int) -> float:
+        """``alpha_i ln(c r_i^2)``: the objective weight of ``S_i`` when prefix ``i`` ends at width ``c``."""
+        return self.alpha[i] * math.log(c * (self.side // self.levels[i].reduction) ** 2)
+
+    def has_sigma(self, i: int) -> bool:
+        return not (i == len(self.levels) - 1 and self.problem.space.head)
+
+
+def space_bounds(space: Space) -> Bounds:
+    """Bounds on ``S_i`` and ``D_i`` over the designs of the space that meet the budgets and rho0.
+
+    ``s_max`` and the caps per end width are Lagrangian bounds. For a design
+    within the budgets ``B`` and with ``2 S_i >= D_i ln(D_i / rho0) >= g_n +
+    s_n (D_i - n)`` (the tangent at any ``n``), and multipliers ``lam, mu >= 0``:
+    ``S_i <= (1 + 2 mu) S_i - mu s_n D_i - lam . costs + mu (s_n n - g_n) + lam . B``,
+    and the largest value of the first three terms is a longest path over the
+    width graph (:func:`_longest_paths`). A coarse grid of multipliers and a
+    finer one around its best give the caps; without budgets or rho0 the
+    caps are the largest entropies the space allows.
+    """
+    problem = space.problem
+    budget_f = math.floor(problem.flops) if problem.flops is not None else 0
+    budget_p = math.floor(problem.params) if problem.params is not None else 0
+    lo, hi = [1], [1]
+    for j in range(space.nstages):
+        arrs = list(space.chunks(j))
+        lo.append(min(arr.layers(int(arr.depths[0])) for arr in arrs))
+        hi.append(max(arr.layers(int(arr.depths[-1])) for arr in arrs))
+    ends = [level.last_stage + 2 for level in space.levels]
+    layers = [(sum(lo[:e]), sum(hi[:e])) for e in ends]
+    d_lo, d_hi = layers[-1]
+    caps: dict[tuple[int, int], float] = {}
+
+    def evaluate(grid: list[tuple[float, float, int]]) -> tuple[float, float, int]:
+        """Tighten the caps with every ``(t, mu, n)`` of ``grid``; the best one for the last prefix."""
+        lams = [
+            (t * 0.5 / budget_f if budget_f else 0.0, t * 0.5 / budget_p if budget_p else 0.0,
+             mu, mu * rho_slope(n, problem.rho) if problem.rho else 0.0)
+            for t, mu, n in grid
+        ]
+        scores = []
+        for (t, mu, n), (lf, lp, _, _), values in zip(grid, lams, _longest_paths(space, lams)):
+            offset = lf * budget_f + lp * budget_p + (mu * (rho_slope(n, problem.rho) * n - rho_cut(n, problem.rho)) if problem.rho else 0.0)
+            for i, level in enumerate(space.levels):
+                e = level.last_stage if i < len(space.levels) - 1 else space.nstages - 1
+                for c, value in values[e].items():
+                    caps[(i, c)] = min(caps.get((i, c), math.inf), value + offset)
+            scores.append(max(values[space.nstages - 1].values()) + offset)
+        return grid[int(np.argmin(scores))]
+
+    evaluate([(0.0, 0.0, d_lo)])
+    if budget_f or budget_p or problem.rho:
+        ts = [0.0] if not (budget_f or budget_p) else list(np.geomspace(20.0, 500.0, 5))
+        mus = [0.0] if not problem.rho else [0.0, 0.5, 1.5]
+        ns = sorted({max(1, int(d_lo + q * (d_hi - d_lo))) for q in (0.3, 0.8)})
+        t, mu, n = evaluate([(t, mu, n) for t in ts for mu in mus for n in ns])
+        finer = [
+            (t * a, mu * b if mu else b * 0.25, max(1, int(n * c)))
+            for a in ((0.7, 1.0, 1.4) if t else (0.0,))
+            for b in ((0.7, 1.0, 1.4) if problem.rho else (0.0,))
+            for c in ((0.85, 1.0, 1.15) if problem.rho else (1.0,))
+        ]
+        evaluate(finer)
+    s_max = [max(v for (k, _), v in caps.items() if k == i) for i in range(len(space.levels))]
+    return Bounds(s_max, layers, caps)
+
+
+def _longest_paths(space: Space, prices_: list[tuple[float, float, float, float]]) -> list[dict[int, dict[int, float]]]:
+    """For each ``(lam_f, lam_p, mu, per_layer)``: per stage ``j`` (``-1``: the stem) and output
+    width ``c``, the largest ``(1 + 2 mu) S - per_layer D - lam_f flops - lam_p params`` over the
+    stem and stages ``0..j`` of networks whose stage ``j`` ends at width ``c`` (space rules and
+    guidelines kept): a longest path over the width graph."""
+    out = []
+    for lf, lp, mu, per_layer in prices_:
+        out.append({-1: {o.channels: (1 + 2 * mu) * o.entropy - per_layer * o.layers - lf * o.flops - lp * o.params for o in space.stem}})
+    for j in range(space.nstages):
+        for arr in space.chunks(j):
+            layers = np.array([arr.layers(int(d)) for d in arr.depths], dtype=float)
+            for values, (lf, lp, mu, per_layer) in zip(out, prices_):
+                before = values[j - 1]
+                inflow = np.array([before.get(int(a), -math.inf) for a in arr.inputs])
+                g = 1 + 2 * mu
+                first = g * arr.first.entropy - lf * arr.first.flops - lp * arr.first.params + inflow[:, None, None]
+                rest = g * arr.rest.entropy - lf * arr.rest.flops - lp * arr.rest.params
+                top = first.max(axis=0)[..., None] + (arr.depths - 1.0)[None, None, :] * rest[..., None] - per_layer * layers
+                value = float(top.max()) + g * arr.head[2] - lf * arr.head[0] - lp * arr.head[1]
+                if value > -math.inf:
+                    values.setdefault(j, {})[arr.channels] = value
+    return out
+
+
+@dataclass
+class Prices:
+    """An option's reduced cost as an affine function of its attributes, per stage (``-1``: stem)."""
+
+    entropy: dict[int, float]
+    flops: float
+    params: float
+    layers: dict[int, float]
+    inflow: dict[tuple[int, int], float]  # (stage, input width)
+    outflow: dict[tuple[int, int], float]  # (stage, output width)
+    depth: dict[int, float]  # covered stage -> coefficient of d
+    depth_squared: dict[int, float]  # covered stage -> coefficient of d^2
+    constant: float  # sum_r y_r b_r (+ the objective's constant)
+    moments: float  # max over depth moments of their reduced cost
+    sigma: float  # sum of max(0, rc) * s_max over the sigma columns (0 by construction)
+
+    def stem_max(self, stem: list[Option]) -> float:
+        return max(self.of(o) for o in stem)
+
+    def of(self, o: Option) -> float:
+        j = o.stage
+        rc = self.entropy[j] * o.entropy + self.flops * o.flops + self.params * o.params + self.layers[j] * o.layers
+        rc += self.inflow.get((j, o.c_in), 0.0) + self.outflow.get((j, o.channels), 0.0)
+        rc += self.depth.get(j, 0.0) * o.depth + self.depth_squared.get(j, 0.0) * o.depth**2
+        return rc
+
+
+def budget_limits(problem: Problem) -> dict[tuple, float]:
+    """The right sides of the budget rows, as :func:`deepmad.program.build_program` states them."""
+    out = {}
+    if problem.flops is not None:
+        out[("flops",)] = math.floor(problem.flops) / FLOPS_UNIT
+    if problem.params is not None:
+        out[("params",)] = float(math.floor(problem.params))
+    if problem.max_layers is not None:
+        out[("layers",)] = float(problem.max_layers)
+    return out
+
+
+def prices(space: Space, duals: dict[tuple, float], bounds: Bounds) -> Prices:
+    """The reduced-cost functional of row multipliers ``duals``, keyed as the rows of
+    :func:`deepmad.program.build_program` (``("rho", i, n)``, ``("flow", j, a)``, ...), with
+    ``y >= 0`` on ``<=`` rows of the maximization; rows not in ``duals`` get 0."""
+    problem = space.problem
+    s_max, layer_range = bounds.s_max, bounds.layers
+    y = lambda *key: duals.get(key, 0.0)  # noqa: E731
+    stages = range(-1, space.nstages)
+    prefixes = range(len(space.levels))
+    constant = sum(y(*key) * limit for key, limit in budget_limits(problem).items())
+    entropy = {j: sum(y("S_def", i) for i in space.prefixes_of(j)) for j in stages}
+    layers = {j: sum(y("D_def", i) for i in space.prefixes_of(j)) - y("layers") for j in stages}
+    # S_i and D_i are columns of their own, bounded by the whole space's s_max and layer range.
+    rc_s = {i: (0.0 if space.has_sigma(i) else space.weight(i, problem.space.head)) - y("S_def", i) + y("sigma_sum", i) for i in prefixes}
+    rc_d = {i: -y("D_def", i) for i in prefixes}
+    for key, v in duals.items():
+        if key[0] == "rho":
+            _, i, n = key
+            constant += v * (rho_slope(n, problem.rho) * n - rho_cut(n, problem.rho))
+            rc_s[i] += 2.0 * v
+            rc_d[i] -= v * rho_slope(n, problem.rho)
+    for i in prefixes:
+        constant += max(0.0, rc_s[i]) * s_max[i] + max(rc_d[i] * n for n in layer_range[i])
+    inflow = {key[1:]: v for key, v in duals.items() if key[0] == "flow"}
+    outflow = {(j - 1, a): -v for (j, a), v in inflow.items()}
+    # Sigma columns: y_link = max(0, weight - y_sum) zeroes each one's positive reduced cost
+    # (never worse for the bound); it prices the option that ends prefix i at width c.
+    for i, level in enumerate(space.levels):
+        if space.has_sigma(i):
+            widths = [o.channels for o in space.stem] if level.last_stage < 0 else space.problem.space.channel_grid()
+            for c in widths:
+                key = (level.last_stage, c)
+                outflow[key] = outflow.get(key, 0.0) + bounds.cap(i, c) * max(0.0, space.weight(i, c) - y("sigma_sum", i))
+    depth, depth_squared, moments = {}, {}, 0.0
+    if space.covered:
+        for j in space.covered:
+            depth[j] = y("depth_sum")
+            depth_squared[j] = y("depth_squares")
+        for key, v in duals.items():
+            if key[0] == "spread":
+                _, a, b = key
+                constant += v * problem.max_depth_spread
+                depth[a] -= v
+                depth[b] += v
+        n = len(space.covered)
+        moments = max(
+            -problem.scoring.beta * math.exp(_pstdev(u, v, n)) - y("depth_sum") * u - y("depth_squares") * v
+            for u, v in _reachable_sums([problem.space.depths[j] for j in space.covered])
+        )
+    else:
+        constant -= problem.scoring.beta
+    return Prices(entropy, -y("flops") / FLOPS_UNIT, -y("params"), layers, inflow, outflow, depth, depth_squared, constant, moments, 0.0)
+
+
+class Master:
+    """The master LP, held in HiGHS and grown column by column (warm-started).
+
+    Its rows and columns are those of :func:`deepmad.program.build_program`
+    relaxed (a test checks that both give the same LP value on the same
+    options), with the budget and effectiveness rows made elastic at a cost of
+    :data:`ELASTIC` per unit so that it is feasible from the first round.
+    """
+
+    def __init__(self, space: Space, bounds: Bounds):
+        self.space, self.bounds = space, bounds
+        s_max, layer_range = bounds.s_max, bounds.layers
+        problem = space.problem
+        self.h = highspy.Highs()
+        self.h.setOptionValue("output_flag", False)
+        self.h.setOptionValue("random_seed", 0)
+        self.h.setOptionValue("threads", 1)
+        self.h.changeObjectiveSense(highspy.ObjSense.kMaximize)
+        self.rows: dict[tuple, int] = {}
+        self.options: list[tuple[int, Option]] = []  # (column, option)
+        inf = highspy.kHighsInf
+        for key, limit in budget_limits(problem).items():
+            self._elastic(self._row(key, -inf, limit))
+        for i in range(len(space.levels)):
+            self._row(("S_def", i), 0.0, 0.0)
+            self._row(("D_def", i), 0.0, 0.0)
+            if space.has_sigma(i):
+                self._row(("sigma_sum", i), -inf, 0.0)
+        for j in range(space.nstages):
+            self._row(("one_option", j), 1.0, 1.0)
+        self._row(("one_stem",), 1.0, 1.0)
+        for i in range(len(space.levels)):
+            s_entries = {("S_def", i): 1.0}
+            d_entries = {("D_def", i): 1.0}
+            if space.has_sigma(i):
+                s_entries[("sigma_sum", i)] = -1.0
+            if problem.rho is not None:
+                for n in range(layer_range[i][0], layer_range[i][1] + 1):
+                    key = ("rho", i, n)
+                    self._elastic(self._row(key, -inf, rho_slope(n, problem.rho) * n - rho_cut(n, problem.rho)))
+                    s_entries[key] = -2.0
+                    d_entries[key] = rho_slope(n, problem.rho)
+            weight = 0.0 if space.has_sigma(i) else space.weight(i, problem.space.head)
+            self._col(weight, 0.0, s_max[i], s_entries)
+            self._col(0.0, float(layer_range[i][0]), float(layer_range[i][1]), d_entries)
+        if space.covered:
+            self._row(("one_moment",), 1.0, 1.0)
+            self._row(("depth_sum",), 0.0, 0.0)
+            self._row(("depth_squares",), 0.0, 0.0)
+            n = len(space.covered)
+            for u, v in _reachable_sums([problem.space.depths[j] for j in space.covered]):
+                cost = -problem.scoring.beta * math.exp(_pstdev(u, v, n))
+                self._col(cost, 0.0, inf, {("one_moment",): 1.0, ("depth_sum",): float(u), ("depth_squares",): float(v)})
+            if problem.max_depth_spread is not None:
+                for a in space.covered:
+                    for b in space.covered:
+                        if a != b:
+                            self._row(("spread", a, b), -inf, float(problem.max_depth_spread))
+        for o in space.stem:
+            self.add(o)
+
+    def _row(self, key: tuple, lo: float, hi: float) -> int:
+        if key not in self.rows:
+            self.rows[key] = len(self.rows)
+            self.h.addRow(lo, hi, 0, np.zeros(0, dtype=np.int32), np.zeros(0))
+        return self.rows[key]
+
+    def _col(self, cost: float, lo: float, hi: float, entries: dict[tuple, float]) -> None:
+        index = np.array([self.rows[k] for k in entries], dtype=np.int32)
+        self.h.addCol(cost, lo, hi, len(index), index, np.array(list(entries.values()), dtype=float))
+
+    def _elastic(self, row: int) -> None:
+        self.h.addCol(-ELASTIC, 0.0, highspy.kHighsInf, 1, np.array([row], dtype=np.int32), np.array([-1.0]))
+
+    def add(self, o: Option) -> None:
+        """Add the column of option ``o`` (creating the flow and sigma rows it needs)."""
+        space, inf = self.space, highspy.kHighsInf
+        j = o.stage
+        entries: dict[tuple, float] = {("one_stem",) if j < 0 else ("one_option", j): 1.0}
+        if j >= 0:
+            entries[("flow", j, o.c_in)] = -1.0
+        if j + 1 < space.nstages:
+            entries[("flow", j + 1, o.channels)] = 1.0
+        budgets = budget_limits(space.problem)
+        for key, value in ((("flops",), o.flops / FLOPS_UNIT), (("params",), float(o.params)), (("layers",), float(o.layers))):
+            if key in budgets:
+                entries[key] = value
+        for i in space.prefixes_of(j):
+            entries[("S_def", i)] = -o.entropy
+            entries[("D_def", i)] = -float(o.layers)
+        for i, level in enumerate(space.levels):
+            if level.last_stage == j and space.has_sigma(i) and ("sigma_link", i, o.channels) not in self.rows:
+                link = self._row(("sigma_link", i, o.channels), -inf, 0.0)
+                self.h.addCol(space.weight(i, o.channels), 0.0, self.bounds.cap(i, o.channels), 2,
+                              np.array([link, self.rows[("sigma_sum", i)]], dtype=np.int32), np.array([1.0, 1.0]))
+            if level.last_stage == j and space.has_sigma(i):
+                entries[("sigma_link", i, o.channels)] = -self.bounds.cap(i, o.channels)
+        if j in space.covered:
+            entries[("depth_sum",)] = -float(o.depth)
+            entries[("depth_squares",)] = -float(o.depth**2)
+            for key in self.rows:
+                if key[0] == "spread":
+                    entries[key] = entries.get(key, 0.0) + (o.depth if key[1] == j else -o.depth if key[2] == j else 0.0)
+        for key in entries:
+            if key[0] == "flow":
+                self._row(key, 0.0, 0.0)
+        self.options.append((self.h.getNumCol(), o))
+        self._col(0.0, 0.0, inf, entries)
+
+    def solve(self) -> tuple[float, dict[tuple, float]] | None:
+        """The LP optimum and the row duals by key (``None`` when HiGHS finds no optimum)."""
+        self.h.run()
+        if self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            self.h.clearSolver()  # numerical trouble: once more from scratch
+            self.h.run()
+        if self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return None
+        duals = self.h.getSolution().row_dual
+        return self.h.getInfo().objective_function_value, {key: duals[r] for key, r in self.rows.items()}
+
+
+@dataclass
+class Priced:
+    """The reduced costs of one chunk: ``first[a, b, k]`` and ``extra[b, k, d]`` add up to an option's."""
+
+    arrays: StageArrays
+    first: np.ndarray
+    extra: np.ndarray
+
+    def best(self) -> tuple[float, list[tuple[float, tuple[int, int, int, int]]]]:
+        """The chunk's largest reduced cost, and the best option of each kernel and of each depth."""
+        ai = self.first.argmax(axis=0)  # (b, k)
+        top_first = np.take_along_axis(self.first, ai[None], axis=0)[0]
+        total = top_first[..., None] + self.extra  # (b, k, d)
+        picks = set()
+        for k in range(total.shape[1]):
+            picks.add((k,) + np.unravel_index(int(total[:, k, :].argmax()), total[:, k, :].shape))
+        for di in range(total.shape[2]):
+            b, k = np.unravel_index(int(total[:, :, di].argmax()), total.shape[:2])
+            picks.add((int(k), int(b), di))
+        found = [
+            (float(total[b, k, di]), (int(ai[b, k]), int(b), int(k), int(self.arrays.depths[di])))
+            for k, b, di in sorted(picks)
+        ]
+        return max(v for v, _ in found), found
+
+    def above(self, threshold: float) -> list[tuple[int, int, int, int]]:
+        """Every ``(ai, bi, ki, d)`` whose reduced cost is at least ``threshold``."""
+        out = []
+        top_extra = self.extra.max(axis=2)  # (b, k)
+        top_first = self.first.max(axis=0)
+        for bi, ki in zip(*np.nonzero(top_first + top_extra >= threshold)):
+            ais = np.flatnonzero(self.first[:, bi, ki] + top_extra[bi, ki] >= threshold)
+            for ai in ais.tolist():
+                dis = np.flatnonzero(self.first[ai, bi, ki] + self.extra[bi, ki] >= threshold)
+                out += [(ai, int(bi), int(ki), int(self.arrays.depths[di])) for di in dis.tolist()]
+        return out
+
+
+def price(arr: StageArrays, p: Prices) -> Priced:
+    j, c = arr.stage, arr.channels
+    e, f, q, l_ = p.entropy[j], p.flops, p.params, p.layers[j]
+    inflow = np.array([p.inflow.get((j, int(a)), 0.0) for a in arr.inputs])
+    first = e * arr.first.entropy + f * arr.first.flops + q * arr.first.params + inflow[:, None, None]
+    rest = e * arr.rest.entropy + f * arr.rest.flops + q * arr.rest.params  # (b, k)
+    d = arr.depths.astype(float)
+    per_depth = (
+        l_ * np.array([arr.layers(int(x)) for x in arr.depths])
+        + p.depth.get(j, 0.0) * d
+        + p.depth_squared.get(j, 0.0) * d * d
+        + e * arr.head[2] + f * arr.head[0] + q * arr.head[1]
+        + p.outflow.get((j, c), 0.0)
+    )
+    extra = (d - 1.0)[None, None, :] * rest[..., None] + per_depth[None, None, :]
+    return Priced(arr, first, extra)
+
+
+@dataclass
+class Result:
+    """What the column generation leaves: the bound, its prices, the master's options, the incumbent."""
+
+    bound: float
+    lp: float
+    rounds: int
+    columns: list[list[Option]]
+    prices: Prices
+    stage_max: list[float]
+    seconds: float
+    bounds: Bounds | None = None
+
+
+ELASTIC = 1e5
+"""Objective cost of one unit of violation of a budget or effectiveness row in the master LP."""
+
+
+def _lp(problem: Problem, tables: Tables, bounds: Bounds):
+    """The master's LP relaxation, elastic: budget and effectiveness rows may be violated at a
+    cost of :data:`ELASTIC` per unit, so that it is feasible from the first round (its duals
+    are then at most ``ELASTIC``, and still give a valid bound)."""
+    m = build_program(problem, tables, bounds=bounds)
+    pyo.TransformationFactory("core.relax_integer_vars").apply_to(m)
+    rows = [getattr(m, name) for name in ("flops", "params", "layers") if hasattr(m, name)] + list(m.rho.values())
+    m.elastic = pyo.Var(range(len(rows)), within=pyo.NonNegativeReals)
+    for r, con in enumerate(rows):
+        con.set_value(con.body - m.elastic[r] <= con.upper)
+    m.objective.set_value(m.objective.expr - ELASTIC * sum(m.elastic.values()))
+    solver = SolverFactory("highs")
+    res = solver.solve(m, threads=1, load_solutions=False, raise_exception_on_nonoptimal_result=False, solver_options={"random_seed": 0})
+    if res.solution_status != SolutionStatus.optimal:
+        return m, None, None
+    res.solution_loader.load_vars()
+    duals = res.solution_loader.get_duals()
+    return m, res.incumbent_objective, duals
+
+
+def seed(space: Space) -> list[list[Option]]:
+    """Initial master options: for each stage and output width, its cheapest option fed by the same
+    width (or by every stem width), so that constant-width networks of every width exist."""
+    cols: list[list[Option]] = []
+    for j in range(space.nstages):
+        out = []
+        for arr in space.chunks(j):
+            d = int(arr.depths[0])
+            for ai, a in enumerate(arr.inputs.tolist()):
+                if j == 0 or a == arr.channels:
+                    ki = int(np.argmin(arr.flops(d)[ai, 0]))
+                    out.append(option_at(arr, ai, 0, ki, d))
+        cols.append(out)
+    return cols
+
+
+def keyed(duals: dict) -> dict[tuple, float]:
+    """Duals of a Pyomo model of :func:`deepmad.program.build_program` keyed as :func:`prices` reads them."""
+    out = {}
+    for con, v in duals.items():
+        index = con.index()
+        out[(con.parent_component().local_name, *(index if isinstance(index, tuple) else () if index is None else (index,)))] = v
+    return out
+
+
+def _mix(center: dict, current: dict, weight: float) -> dict:
+    keys = center.keys() | current.keys()
+    return {k: weight * center.get(k, 0.0) + (1.0 - weight) * current.get(k, 0.0) for k in keys}
+
+
+PER_ROUND = 400
+"""At most this many new options per stage and round (the best priced)."""
+
+SMOOTHING = 0.7
+"""Wentges smoothing: price at this mix of the best-bound duals and the master's duals."""
+
+
+def generate(
+    problem: Problem, *, time_limit: float = 300.0, tolerance: float = 1e-6, floor: float = -math.inf,
+    start_with: Architecture | None = None, max_rounds: int = 500, log=None,
+) -> Result:
+    """Column generation on the LP relaxation of the whole space; returns the best Lagrangian bound
+    seen. It stops when the bound is within ``tolerance`` (relative) of the LP or of ``floor`` (the
+    objective of a known design), when no option prices in, or after ``time_limit`` seconds.
+    ``start_with``: a design of the space whose options join the first master."""
+    start = time.perf_counter()
+    space = Space(problem)
+    bounds = space_bounds(space)
+    columns = seed(space)
+    if start_with is not None:
+        for j, o in enumerate(options_of(problem, start_with)):
+            if o not in columns[j]:
+                columns[j].append(o)
+    known = [set(cols) for cols in columns]
+    best: Result | None = None
+    center: dict | None = None
+
+    def pricing(y: dict) -> tuple[Prices, list[float], int]:
+        p = prices(space, y, bounds)
+        stage_max, added = [p.stem_max(space.stem)], 0
+        for j in range(space.nstages):
+            # The master's best reduced cost in stage j is the dual of "one option in stage j":
+            # an option improves the master when it prices above it.
+            enough = max(p.of(o) for o in columns[j]) + 1e-7
+            top, found_all = -math.inf, []
+            for arr in space.chunks(j):
+                value, found = price(arr, p).best()
+                top = max(top, value)
+                found_all += [(v, arr, key) for v, key in found if v > enough]
+            found_all.sort(key=lambda x: -x[0])
+            for v, arr, key in found_all[:PER_ROUND]:
+                o = option_at(arr, *key)
+                if o not in known[j]:
+                    known[j].add(o)
+                    columns[j].append(o)
+                    master.add(o)
+                    added += 1
+            stage_max.append(top)
+        return p, stage_max, added
+
+    master = Master(space, bounds)
+    for cols in columns:
+        for o in cols:
+            master.add(o)
+    for rounds in range(1, max_rounds + 1):
+        t0 = time.perf_counter()
+        solved = master.solve()
+        if solved is None:
+            raise RuntimeError("master LP not optimal")
+        lp, current = solved
+        t1 = time.perf_counter()
+        p, stage_max, added = pricing(current if center is None else _mix(center, current, SMOOTHING))
+        if added == 0 and center is not None:  # a mispricing: no column at the smoothed duals
+            p, stage_max, added = pricing(current)
+        bound = p.constant + p.moments + sum(stage_max)
+        if log:
+            log(f"round {rounds}: lp {lp:.4f} bound {bound:.4f} columns {sum(map(len, columns))} (+{added}) "
+                f"master {t1 - t0:.1f}s pricing {time.perf_counter() - t1:.1f}s")
+        if best is None or bound < best.bound:
+            best = Result(bound, lp, rounds, [], p, stage_max, 0.0, bounds)
+            center = current if center is None else _mix(center, current, SMOOTHING)
+        best.lp, best.rounds, best.columns = lp, rounds, [list(c) for c in columns]
+        close = best.bound - max(lp, floor) <= tolerance * abs(best.bound)
+        if close or added == 0 or time.perf_counter() - start > time_limit:
+            break
+    assert best is not None
+    best.seconds = time.perf_counter() - start
+    return best
+
+
+def options_of(problem: Problem, arch: Architecture) -> list[Option]:
+    """The stage options that make up ``arch`` (a design of ``problem``'s space)."""
+    out, c_in = [], arch.stem.channels
+    for j, stage in enumerate(arch.stages):
+        arr = stage_arrays(problem, j, stage.channels)
+        ai = int(np.flatnonzero(arr.inputs == c_in)[0])
+        bi = int(np.flatnonzero(arr.inner == stage.inner)[0])
+        out.append(option_at(arr, ai, bi, arr.kernels.index(stage.kernel), stage.depth))
+        c_in = stage.channels
+    return out
+
+
+def survivors(problem: Problem, result: Result, floor: float, *, limit: int | None = None) -> list[list[Option]] | None:
+    """Per stage, every option of the space that can be in a design worth at least ``floor``
+    (reduced-cost fixing); ``None`` when there are more than ``limit`` of them (counted before
+    any is built)."""
+    space = Space(problem)
+    p = result.prices
+    slack = 1e-7 * max(1.0, abs(result.bound))
+    thresholds = [floor - (result.bound - result.stage_max[j + 1]) - slack for j in range(space.nstages)]
+    if limit is not None:
+        count = 0
+        for j in range(space.nstages):
+            for arr in space.chunks(j):
+                priced = price(arr, p)
+                count += int(np.count_nonzero(priced.first[..., None] + priced.extra[None] >= thresholds[j]))
+                if count > limit:
+                    return None
+    out = []
+    for j in range(space.nstages):
+        kept = []
+        for arr in space.chunks(j):
+            kept += [option_at(arr, *key) for key in price(arr, p).above(thresholds[j])]
+        out.append(kept)
+    return out

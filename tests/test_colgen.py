@@ -1,0 +1,167 @@
+"""The large-space method: bulk option arrays, the master, the bounds, and agreement with the whole MILP."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pyomo.environ as pyo
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pyomo.contrib.solver.common.factory import SolverFactory
+
+from deepmad import colgen, tinynas
+from deepmad.accounting import block_costs
+from deepmad.architecture import Stage
+from deepmad.arrays import stage_arrays
+from deepmad.blocks import BLOCK_TYPES
+from deepmad.entropy import score
+from deepmad.options import stage_options
+from deepmad.presets import PUBLISHED_FILES, preset
+from deepmad.problem import Problem
+from deepmad.program import Tables, build_program
+from deepmad.search import local_search
+from deepmad.solve import solve
+from deepmad.space import DesignSpace
+
+from conftest import PUBLISHED
+
+BLOCKS = sorted(BLOCK_TYPES)
+
+
+def _space(block: str, **kw) -> DesignSpace:
+    base = dict(block=block, resolution=64, strides=(2, 1, 2), depths=((1, 2), (1, 3), (1, 2)),
+                stem_channels=(16, 24), channels=(16, 48), kernels=(3, 5), head=64 if "inverted" in block else None)
+    base.update(kw)
+    return DesignSpace(**base)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(BLOCKS), st.sampled_from([1, 2]), st.integers(1, 40), st.integers(1, 40), st.integers(1, 60),
+       st.sampled_from([3, 5, 7]), st.sampled_from(["tinynas", "macs"]))
+def test_stage_arrays_equal_the_scalar_accounting(block, stride, a8, c8, b, k, convention):
+    a, c = 8 * a8, 8 * c8
+    space = DesignSpace(block=block, resolution=64, strides=(stride,), depths=((1, 3),), stem_channels=(a, a),
+                        channels=(c, c), kernels=(k,), inner_ratio=(0.01, 50.0), stem_growth=None, max_growth=None)
+    problem = Problem(space, flops_convention=convention, nondecreasing=False)
+    arr = stage_arrays(problem, 0, c)
+    bi = list(arr.inner).index(8 * (1 + b % len(arr.inner))) if 8 * (1 + b % len(arr.inner)) in arr.inner else 0
+    inner = int(arr.inner[bi])
+    first, rest = Stage(block, c, inner, k, 2, stride).layouts(a)
+    side = 64 // 2
+    rows_first = block_costs("f", first, side)
+    rows_rest = block_costs("r", rest, side // stride)
+    pick = (lambda r: r.flops_tinynas) if convention == "tinynas" else (lambda r: r.macs)
+    assert arr.first.flops[0, bi, 0] == sum(map(pick, rows_first))
+    assert arr.first.params[0, bi, 0] == sum(r.params for r in rows_first)
+    assert arr.rest.flops[bi, 0] == sum(map(pick, rows_rest))
+    assert arr.rest.params[bi, 0] == sum(r.params for r in rows_rest)
+    assert arr.first.entropy[0, bi, 0] == 0.5 * sum(math.log(cv.fan_in) for cv in first.convs)
+    assert arr.rest.entropy[bi, 0] == 0.5 * sum(math.log(cv.fan_in) for cv in rest.convs)
+
+
+def _pyomo_lp(problem, tables, bounds):
+    m = build_program(problem, tables, bounds=bounds)
+    pyo.TransformationFactory("core.relax_integer_vars").apply_to(m)
+    rows = [getattr(m, n) for n in ("flops", "params", "layers") if hasattr(m, n)] + list(m.rho.values())
+    m.elastic = pyo.Var(range(len(rows)), within=pyo.NonNegativeReals)
+    for r, con in enumerate(rows):
+        con.set_value(con.body - m.elastic[r] <= con.upper)
+    m.objective.set_value(m.objective.expr - colgen.ELASTIC * sum(m.elastic.values()))
+    res = SolverFactory("highs").solve(m, load_solutions=False)
+    return res.incumbent_objective, colgen.keyed(res.solution_loader.get_duals())
+
+
+def _problems():
+    space = _space("bottleneck")
+    yield Problem(space, flops=2.5e7, params=1.2e5, rho=0.3)
+    yield Problem(space, flops=2.5e7, params=1.2e5, rho=0.3, max_layers=14, max_depth_spread=1)
+    yield Problem(_space("inverted_residual_se"), flops=6e6, params=8e4, rho=0.5, nondecreasing=False)
+
+
+@pytest.mark.parametrize("problem", list(_problems()))
+def test_the_master_is_the_programs_relaxation_and_its_prices_are_its_duals(problem):
+    space = colgen.Space(problem)
+    bounds = colgen.space_bounds(space)
+    columns = [stage_options(problem, j)[::5] for j in range(space.nstages)]
+    master = colgen.Master(space, bounds)
+    for cols in columns:
+        for o in cols:
+            master.add(o)
+    lp, duals = master.solve()
+    pyomo_lp, pyomo_duals = _pyomo_lp(problem, Tables(space.stem, columns), bounds)
+    assert lp == pytest.approx(pyomo_lp, rel=1e-9)
+    for y in (duals, pyomo_duals):
+        p = colgen.prices(space, y, bounds)
+        # The Lagrangian bound over the master's own columns is the LP value (strong duality):
+        # the prices are the program's reduced costs.
+        restricted = p.constant + p.moments + p.stem_max(space.stem) + sum(max(p.of(o) for o in cols) for cols in columns)
+        assert restricted == pytest.approx(lp, rel=1e-8)
+        # ...and the bulk pricing agrees with the option-by-option one.
+        for j, cols in enumerate(columns):
+            for arr in space.chunks(j):
+                priced = colgen.price(arr, p)
+                for o in cols[:: max(1, len(cols) // 20)]:
+                    if o.channels == arr.channels:
+                        ai = list(arr.inputs).index(o.c_in)
+                        bi = list(arr.inner).index(o.inner)
+                        ki = arr.kernels.index(o.kernel)
+                        di = list(arr.depths).index(o.depth)
+                        assert priced.first[ai, bi, ki] + priced.extra[bi, ki, di] == pytest.approx(p.of(o), rel=1e-9, abs=1e-6)
+
+
+def _tiny_problems():
+    tiny = dict(stem_channels=(16, 16), channels=(16, 32), kernels=(3, 5), depths=((1, 2), (1, 2), (1, 2)))
+    yield Problem(_space("bottleneck", **tiny), flops=1.2e7, params=4e4, rho=0.3)
+    yield Problem(_space("inverted_residual_se", inner_ratio=(2.0, 3.0), **{**tiny, "kernels": (3,)}),
+                  flops=5.3e6, params=2.9e4, rho=0.5, nondecreasing=False)
+
+
+@pytest.mark.parametrize("problem", list(_tiny_problems()))
+def test_entropy_caps_hold_for_every_feasible_design(problem):
+    bounds = colgen.space_bounds(colgen.Space(problem))
+    checked = 0
+    for arch in problem.space.designs():
+        check = problem.check(arch)
+        if not check.feasible:
+            continue
+        checked += 1
+        s = score(arch, problem.scoring)
+        for i, prefix in enumerate(s.prefixes):
+            level = arch.levels()[i]
+            end = arch.stem.channels if level.last_stage < 0 else arch.stages[level.last_stage].channels
+            assert prefix.log_width_sum <= bounds.cap(i, end) + 1e-9
+            assert bounds.layers[i][0] <= prefix.layers <= bounds.layers[i][1]
+    assert checked > 0
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(BLOCKS), st.floats(0.3, 0.9), st.floats(0.3, 0.9), st.sampled_from([0.3, 0.5, None]))
+def test_column_generation_proves_the_same_optimum_as_the_whole_program(block, f_share, p_share, rho):
+    space = _space(block)
+    free = solve(Problem(space, rho=rho), method="milp")
+    problem = Problem(space, flops=f_share * free.check.flops, params=p_share * free.check.params, rho=rho)
+    whole = solve(problem, method="milp")
+    if whole.status == "infeasible":
+        return
+    large = solve(problem, method="colgen")
+    assert large.status == "optimal" and whole.status == "optimal"
+    assert large.objective == pytest.approx(whole.objective, rel=1e-5)
+    assert large.bound >= large.objective and large.check.feasible
+    assert problem.check(large.architecture).objective == large.objective
+
+
+def test_local_search_designs_are_feasible_and_deterministic():
+    problem = Problem(_space("bottleneck", channels=(16, 96)), flops=3e7, params=2e5, rho=0.3)
+    a, b = local_search(problem, kicks=5), local_search(problem, kicks=5)
+    assert a == b and problem.check(a).feasible
+
+
+def test_a_preset_returns_a_design_that_beats_the_published_one_with_a_valid_bound():
+    problem = preset("deepmad-r18")
+    solution = solve(problem, time_limit=30)
+    assert solution.check.feasible and solution.status in ("optimal", "time_limit")
+    assert solution.bound >= solution.objective
+    reference = tinynas.load(PUBLISHED / PUBLISHED_FILES["deepmad-r18"], resolution=224)
+    assert solution.objective > score(reference).objective
