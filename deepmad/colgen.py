@@ -582,6 +582,15 @@ def generate(
     return best
 
 
+def smallest_costs(problem: Problem) -> dict[str, float]:
+    """The least FLOPs (in the problem's convention) and parameters of any design of the space
+    (guidelines and space rules kept, budgets and rho0 dropped): shortest paths over the width graph."""
+    space = Space(problem)
+    flops, params = _longest_paths(space, [(1.0, 0.0, -0.5, 0.0), (0.0, 1.0, -0.5, 0.0)])
+    last = space.nstages - 1
+    return {"flops": -max(flops[last].values()), "params": -max(params[last].values())}
+
+
 def options_of(problem: Problem, arch: Architecture) -> list[Option]:
     """The stage options that make up ``arch`` (a design of ``problem``'s space)."""
     out, c_in = [], arch.stem.channels

@@ -160,6 +160,15 @@ def _solve_large(problem: Problem, time_limit: float, gap: float, progress: bool
     found = check.feasible
     if log:
         log(f"local search: objective {check.objective:.4f}" + ("" if found else " (infeasible)"))
+    if not found:
+        least = colgen.smallest_costs(problem)
+        short = tuple(
+            Shortfall(name, limit, round(least[name]))
+            for name, limit in (("flops", problem.flops), ("params", problem.params))
+            if limit is not None and least[name] > limit
+        )
+        if short:
+            return Solution("infeasible", None, None, -math.inf, time.perf_counter() - start, "colgen-highs", short)
     floor = check.objective if found else -math.inf
     result = colgen.generate(
         problem, time_limit=0.85 * left(), tolerance=gap, floor=floor, start_with=arch if found else None, log=log

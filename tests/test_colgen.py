@@ -165,3 +165,21 @@ def test_a_preset_returns_a_design_that_beats_the_published_one_with_a_valid_bou
     assert solution.bound >= solution.objective
     reference = tinynas.load(PUBLISHED / PUBLISHED_FILES["deepmad-r18"], resolution=224)
     assert solution.objective > score(reference).objective
+
+
+@pytest.mark.parametrize("problem", list(_problems()))
+def test_smallest_costs_are_those_of_the_whole_program(problem):
+    from deepmad.solve import _smallest
+
+    least = colgen.smallest_costs(problem)
+    assert least["flops"] == _smallest(problem, "flops", 60)
+    assert least["params"] == _smallest(problem, "params", 60)
+
+
+def test_a_preset_with_an_impossible_budget_names_it_and_its_smallest_value():
+    problem = dataclasses.replace(preset("deepmad-r18"), flops=1e6)
+    solution = solve(problem, time_limit=60)
+    assert solution.status == "infeasible" and solution.architecture is None
+    (short,) = solution.shortfalls
+    assert short.name == "flops" and short.limit == 1e6 and short.smallest > 1e6
+    assert short.smallest == colgen.smallest_costs(dataclasses.replace(problem, flops=None))["flops"]
