@@ -4,7 +4,12 @@ The program of :mod:`deepmad.program` has one column per stage option, and a
 preset space has billions of them; its LP relaxation is tight (a fraction of
 a percent on the spaces measured) but cannot be built whole. So:
 
-1. **Column generation.** A master program holds a few thousand options.
+0. **Entropy caps.** Longest paths over the width graph, with Lagrange
+   multipliers on the budgets and on tangents of the effectiveness bound,
+   cap ``S_i`` per scoring prefix and end width (:func:`space_bounds`): the
+   big-M of the program's ``ln(c) * S`` products, so the tighter the better.
+1. **Column generation.** A master program (:class:`Master`, held in HiGHS
+   and grown column by column) holds a few thousand options.
    Its LP relaxation's duals ``y`` price every option of the space in bulk
    (:mod:`deepmad.arrays`): an option's reduced cost is an affine function of
    its entropy, FLOPs, parameters, layers, depth and widths (:class:`Prices`).
@@ -24,29 +29,18 @@ a percent on the spaces measured) but cannot be built whole. So:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from dataclasses import dataclass
 
 import highspy
 import numpy as np
-import pyomo.environ as pyo
-from pyomo.contrib.solver.common.factory import SolverFactory
-from pyomo.contrib.solver.common.results import SolutionStatus
 
 from .architecture import Architecture
 from .arrays import StageArrays, stage_arrays
 from .options import Option, option_at, stem_options
 from .problem import Problem
-from .program import FLOPS_UNIT, Bounds, Tables, _pstdev, _reachable_sums, build_program, rho_cut, rho_slope
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """The options of one stage with one output width, evaluated once."""
-
-    arrays: StageArrays
+from .program import FLOPS_UNIT, Bounds, _pstdev, _reachable_sums, rho_cut, rho_slope
 
 
 class Space:
@@ -178,7 +172,6 @@ class Prices:
     depth_squared: dict[int, float]  # covered stage -> coefficient of d^2
     constant: float  # sum_r y_r b_r (+ the objective's constant)
     moments: float  # max over depth moments of their reduced cost
-    sigma: float  # sum of max(0, rc) * s_max over the sigma columns (0 by construction)
 
     def stem_max(self, stem: list[Option]) -> float:
         return max(self.of(o) for o in stem)
@@ -254,7 +247,11 @@ def prices(space: Space, duals: dict[tuple, float], bounds: Bounds) -> Prices:
         )
     else:
         constant -= problem.scoring.beta
-    return Prices(entropy, -y("flops") / FLOPS_UNIT, -y("params"), layers, inflow, outflow, depth, depth_squared, constant, moments, 0.0)
+    return Prices(entropy, -y("flops") / FLOPS_UNIT, -y("params"), layers, inflow, outflow, depth, depth_squared, constant, moments)
+
+
+ELASTIC = 1e5
+"""Objective cost of one unit of violation of a budget or effectiveness row in the master LP."""
 
 
 class Master:
@@ -446,30 +443,6 @@ class Result:
     stage_max: list[float]
     seconds: float
     bounds: Bounds | None = None
-
-
-ELASTIC = 1e5
-"""Objective cost of one unit of violation of a budget or effectiveness row in the master LP."""
-
-
-def _lp(problem: Problem, tables: Tables, bounds: Bounds):
-    """The master's LP relaxation, elastic: budget and effectiveness rows may be violated at a
-    cost of :data:`ELASTIC` per unit, so that it is feasible from the first round (its duals
-    are then at most ``ELASTIC``, and still give a valid bound)."""
-    m = build_program(problem, tables, bounds=bounds)
-    pyo.TransformationFactory("core.relax_integer_vars").apply_to(m)
-    rows = [getattr(m, name) for name in ("flops", "params", "layers") if hasattr(m, name)] + list(m.rho.values())
-    m.elastic = pyo.Var(range(len(rows)), within=pyo.NonNegativeReals)
-    for r, con in enumerate(rows):
-        con.set_value(con.body - m.elastic[r] <= con.upper)
-    m.objective.set_value(m.objective.expr - ELASTIC * sum(m.elastic.values()))
-    solver = SolverFactory("highs")
-    res = solver.solve(m, threads=1, load_solutions=False, raise_exception_on_nonoptimal_result=False, solver_options={"random_seed": 0})
-    if res.solution_status != SolutionStatus.optimal:
-        return m, None, None
-    res.solution_loader.load_vars()
-    duals = res.solution_loader.get_duals()
-    return m, res.incumbent_objective, duals
 
 
 def seed(space: Space) -> list[list[Option]]:
