@@ -37,6 +37,7 @@ import highspy
 import numpy as np
 
 from .architecture import Architecture
+from .errors import DeepmadError
 from .arrays import StageArrays, stage_arrays
 from .options import Option, option_at, stem_options
 from .problem import Problem
@@ -365,7 +366,11 @@ class Master:
 
     def solve(self) -> tuple[float, dict[tuple, float]] | None:
         """The LP optimum and the row duals by key (``None`` when HiGHS finds no optimum)."""
-        self.h.run()
+        if self.h.run() == highspy.HighsStatus.kError:
+            # HiGHS keeps one thread scheduler per process, set up by its first run; another
+            # solve in this process may have set it up with another thread count.
+            highspy.Highs.resetGlobalScheduler(True)
+            self.h.run()
         if self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             self.h.clearSolver()  # numerical trouble: once more from scratch
             self.h.run()
@@ -533,7 +538,9 @@ def generate(
         t0 = time.perf_counter()
         solved = master.solve()
         if solved is None:
-            raise RuntimeError("master LP not optimal")
+            if best is None:
+                raise DeepmadError("HiGHS found no optimum of the first master LP; try --method milp on a smaller space")
+            break  # numerical trouble: keep the best bound so far (valid whatever the round)
         lp, current = solved
         t1 = time.perf_counter()
         p, stage_max, added = pricing(current if center is None else _mix(center, current, SMOOTHING))

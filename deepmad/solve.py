@@ -13,6 +13,7 @@ import dataclasses
 import math
 import time
 
+import highspy
 import pyomo.environ as pyo
 from pyomo.contrib.solver.common.factory import SolverFactory
 from pyomo.contrib.solver.common.results import SolutionStatus
@@ -37,6 +38,9 @@ MAX_SURVIVORS = 30_000
 
 
 def _highs(m: pyo.ConcreteModel, time_limit: float, gap: float, progress: bool = False):
+    # HiGHS keeps one thread scheduler per process, set up by the first run with that run's
+    # thread count; start a fresh one so that one thread is always what runs.
+    highspy.Highs.resetGlobalScheduler(True)
     solver = SolverFactory("highs")
     return solver.solve(
         m,
