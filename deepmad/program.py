@@ -83,7 +83,9 @@ class Bounds:
     caps: dict[tuple[int, int], float] = field(default_factory=dict)
 
     def cap(self, i: int, c: int) -> float:
-        return min(self.s_max[i], self.caps.get((i, c), math.inf))
+        """The bound on ``S_i`` where prefix ``i`` ends at width ``c`` (0 when no design of the
+        space that meets the budgets ends there)."""
+        return max(0.0, min(self.s_max[i], self.caps.get((i, c), math.inf)))
 
 
 def build_program(problem: Problem, tables: Tables, *, bounds: Bounds | None = None) -> pyo.ConcreteModel:

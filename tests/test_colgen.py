@@ -183,3 +183,14 @@ def test_a_preset_with_an_impossible_budget_names_it_and_its_smallest_value():
     (short,) = solution.shortfalls
     assert short.name == "flops" and short.limit == 1e6 and short.smallest > 1e6
     assert short.smallest == colgen.smallest_costs(dataclasses.replace(problem, flops=None))["flops"]
+
+
+def test_end_widths_no_design_can_afford_get_a_zero_cap_and_the_methods_still_agree():
+    space = _space("inverted_residual_se", channels=(16, 128), strides=(1, 2, 2))  # wide ends cannot be afforded
+    free = solve(Problem(space, rho=0.5), method="milp")
+    problem = Problem(space, flops=0.02 * free.check.flops, params=0.02 * free.check.params, rho=0.5)
+    bounds = colgen.space_bounds(colgen.Space(problem))
+    assert min(bounds.caps.values()) < 0 <= min(bounds.cap(i, c) for i, c in bounds.caps)
+    whole, large = solve(problem, method="milp"), solve(problem, method="colgen")
+    assert whole.status == large.status == "optimal"
+    assert large.objective == pytest.approx(whole.objective, rel=1e-5)
