@@ -13,7 +13,10 @@ blocks change their shortcut there.
 
 A stage option ``(a, c, b, k, d)`` costs ``first[a, b, k] + (d - 1) *
 rest[b, k] + head`` (the head conv belongs to the last stage), and the same
-holds for its entropy and layer count.
+holds for its entropy and layer count. Where the problem has a latency model,
+the blocks' units (:func:`deepmad.latency.block_units`, from the same traced
+layout) are timed in bulk too; the last stage's ``head`` then includes the
+classifier, which runs after it.
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .accounting import block_costs, conv_cost
-from .architecture import MAX
+from .architecture import MAX, Architecture
 from .blocks import BLOCK_TYPES, BlockLayout, Conv, SqueezeExcite, se_hidden_width
+from .latency import LatencyModel, block_units, head_units
 from .problem import Problem
 
 # Placeholder widths for the trace: far above any allowed width, and distinct
@@ -68,26 +72,30 @@ def traced_layout(block: str, c_in: int | None, c_out: int, kernel: int, stride:
 
 @dataclass(frozen=True)
 class BlockArrays:
-    """Costs and entropy of one block over a grid (``flops`` in the problem's convention)."""
+    """Costs and entropy of one block over a grid (``flops`` in the problem's convention,
+    ``latency`` in ms, zero without a latency model)."""
 
     flops: np.ndarray
     params: np.ndarray
     entropy: np.ndarray
     layers: int
+    latency: np.ndarray
 
 
-def _evaluate(layout: BlockLayout, side_in: int, convention: str, shape: tuple[int, ...]) -> BlockArrays:
+def _evaluate(layout: BlockLayout, side_in: int, convention: str, shape: tuple[int, ...], model: LatencyModel | None) -> BlockArrays:
     rows = block_costs("block", layout, side_in)
     flops = sum((r.flops_tinynas if convention == "tinynas" else r.macs) for r in rows)
     params = sum(r.params for r in rows)
     entropy = 0.0
     for conv in layout.convs:
         entropy = entropy + _log(conv.fan_in)
+    latency = model.units_ms(block_units(layout, side_in)) if model is not None else 0.0
     return BlockArrays(
         np.broadcast_to(np.asarray(flops, dtype=np.int64), shape).copy(),
         np.broadcast_to(np.asarray(params, dtype=np.int64), shape).copy(),
         0.5 * np.broadcast_to(entropy, shape),
         len(layout.convs),
+        np.broadcast_to(np.asarray(latency, dtype=float), shape).copy(),
     )
 
 
@@ -98,7 +106,8 @@ class StageArrays:
     ``inputs``, ``inner``, ``kernels`` and ``depths`` are the allowed values;
     ``first`` is indexed ``[a, b, k]``, ``rest`` ``[b, k]``; ``head`` holds the
     head conv's flops, params, entropy and layers (zeros but for the last
-    stage of a space with a head).
+    stage of a space with a head) and the latency of the head conv and the
+    classifier (last stage only).
     """
 
     stage: int
@@ -109,7 +118,7 @@ class StageArrays:
     depths: np.ndarray
     first: BlockArrays
     rest: BlockArrays
-    head: tuple[int, int, float, int]
+    head: tuple[int, int, float, int, float]
 
     def flops(self, d: int) -> np.ndarray:
         return self.first.flops + (d - 1) * self.rest.flops[None] + self.head[0]
@@ -122,6 +131,9 @@ class StageArrays:
 
     def layers(self, d: int) -> int:
         return self.first.layers + (d - 1) * self.rest.layers + self.head[3]
+
+    def latency(self, d: int) -> np.ndarray:
+        return self.first.latency + (d - 1) * self.rest.latency[None] + self.head[4]
 
 
 def stage_inputs(problem: Problem, j: int, c: int) -> np.ndarray:
@@ -145,21 +157,25 @@ def stage_arrays(problem: Problem, j: int, c: int) -> StageArrays | None:
     side_in = space.resolution // (space.stem_stride * math.prod(space.strides[:j]))
     side_out = side_in // stride
     conv = problem.flops_convention
+    model = problem.latency_model
     a, b = inputs[:, None], inner[None, :]
     firsts, rests = [], []
     for k in space.kernels:
-        first = _evaluate(traced_layout(space.block, None, c, k, stride, True, a, b), side_in, conv, (len(inputs), len(inner)))
+        first = _evaluate(traced_layout(space.block, None, c, k, stride, True, a, b), side_in, conv, (len(inputs), len(inner)), model)
         same = np.flatnonzero(inputs == c)
         if len(same):  # a first block that keeps the width: traced apart
-            alike = _evaluate(traced_layout(space.block, c, c, k, stride, True, c, b), side_in, conv, (1, len(inner)))
-            for part, whole in zip((alike.flops, alike.params, alike.entropy), (first.flops, first.params, first.entropy)):
-                whole[same] = part
+            alike = _evaluate(traced_layout(space.block, c, c, k, stride, True, c, b), side_in, conv, (1, len(inner)), model)
+            for attr in ("flops", "params", "entropy", "latency"):
+                getattr(first, attr)[same] = getattr(alike, attr)
         firsts.append(first)
-        rests.append(_evaluate(traced_layout(space.block, c, c, k, 1, False, c, inner), side_out, conv, (len(inner),)))
-    head = (0, 0, 0.0, 0)
-    if j == len(space.strides) - 1 and space.head:
-        row = conv_cost("head", Conv(c, space.head, 1), side_out, activation=True)
-        head = (row.flops_tinynas if conv == "tinynas" else row.macs, row.params, 0.5 * math.log(c), 1)
+        rests.append(_evaluate(traced_layout(space.block, c, c, k, 1, False, c, inner), side_out, conv, (len(inner),), model))
+    head: tuple[int, int, float, int, float] = (0, 0, 0.0, 0, 0.0)
+    if j == len(space.strides) - 1:
+        tail = float(model.units_ms(head_units(c, space.head, side_out, Architecture.num_classes))) if model is not None else 0.0
+        head = (0, 0, 0.0, 0, tail)
+        if space.head:
+            row = conv_cost("head", Conv(c, space.head, 1), side_out, activation=True)
+            head = (row.flops_tinynas if conv == "tinynas" else row.macs, row.params, 0.5 * math.log(c), 1, tail)
     stack = lambda blocks, attr: np.stack([getattr(x, attr) for x in blocks], axis=-1)  # noqa: E731
     lo, hi = space.depths[j]
     return StageArrays(
@@ -169,7 +185,7 @@ def stage_arrays(problem: Problem, j: int, c: int) -> StageArrays | None:
         inner=inner,
         kernels=space.kernels,
         depths=np.arange(lo, hi + 1),
-        first=BlockArrays(stack(firsts, "flops"), stack(firsts, "params"), stack(firsts, "entropy"), firsts[0].layers),
-        rest=BlockArrays(stack(rests, "flops"), stack(rests, "params"), stack(rests, "entropy"), rests[0].layers),
+        first=BlockArrays(stack(firsts, "flops"), stack(firsts, "params"), stack(firsts, "entropy"), firsts[0].layers, stack(firsts, "latency")),
+        rest=BlockArrays(stack(rests, "flops"), stack(rests, "params"), stack(rests, "entropy"), rests[0].layers, stack(rests, "latency")),
         head=head,
     )

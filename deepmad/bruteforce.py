@@ -25,17 +25,19 @@ def solve(problem: Problem, *, max_designs: int = MAX_DESIGNS) -> Solution:
         raise InputError("space", f"holds up to {size:.3g} designs; brute force enumerates at most {max_designs:,}")
     start = time.perf_counter()
     best = best_check = None
-    smallest = {"flops": math.inf, "params": math.inf, "rho": math.inf, "layers": math.inf}
+    smallest = {"flops": math.inf, "params": math.inf, "rho": math.inf, "layers": math.inf, "latency": math.inf}
     for arch in problem.space.designs():
         check = problem.check(arch)
         if check.feasible and (best_check is None or check.objective > best_check.objective):
             best, best_check = arch, check
         if not any(v.name not in smallest for v in check.violations):  # meets the space and the guidelines
-            for name, value in (("flops", check.flops), ("params", check.params), ("rho", check.rho), ("layers", check.layers)):
-                smallest[name] = min(smallest[name], value)
+            values = (("flops", check.flops), ("params", check.params), ("rho", check.rho), ("layers", check.layers), ("latency", check.latency_ms))
+            for name, value in values:
+                if value is not None:
+                    smallest[name] = min(smallest[name], value)
     seconds = time.perf_counter() - start
     if best_check is None:
-        limits = {"flops": problem.flops, "params": problem.params, "rho": problem.rho, "layers": problem.max_layers}
+        limits = {"flops": problem.flops, "params": problem.params, "rho": problem.rho, "layers": problem.max_layers, "latency": problem.latency}
         shortfalls = tuple(
             Shortfall(name, limit, smallest[name]) for name, limit in limits.items() if limit is not None and smallest[name] > limit
         )

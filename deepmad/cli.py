@@ -12,7 +12,11 @@ import dataclasses
 import json
 import os
 import sys
+import re
+from pathlib import Path
 from typing import Sequence
+
+from hwmodels.table import TableError
 
 from . import tinynas
 from .architecture import Architecture
@@ -20,12 +24,16 @@ from .blocks import BLOCK_TYPES
 from .entropy import Scoring
 from .errors import DeepmadError, InputError, shown
 from .files import atomic_write_text
+from .latency import LatencyModel, find_table, installed_tables, load_model, tables_dir
 from .presets import PRESETS, preset
 from .problem import Problem
 from .report import metrics, table
 from .solve import solve
 from .space import DesignSpace
-from .units import parse_amount, parse_range
+from .units import parse_amount, parse_duration_ms, parse_range
+
+
+_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -155,6 +163,12 @@ def _problem(args: argparse.Namespace) -> Problem:
             updates[name] = getattr(args, name)
     if args.no_nondecreasing:
         updates["nondecreasing"] = False
+    if hasattr(args, "latency"):  # deepmad design: a latency budget, predicted from a table
+        if args.latency is not None and args.table is None:
+            raise InputError("--latency", "needs --table: a cost table file or the device name of an imported table")
+        if args.table is not None:
+            updates["latency_model"] = load_model(args.table, batch=args.batch)
+            updates["latency"] = args.latency
     return dataclasses.replace(base, **updates)
 
 
@@ -170,6 +184,7 @@ _DESIGN_OPTIONS = {
     "head": "--head",
     "resolution": "--resolution",
     "depths": "--depth",
+    "latency": "--latency",
 }
 
 
@@ -184,6 +199,8 @@ def _cmd_design(args: argparse.Namespace) -> int:
     out = solution.to_dict()
     if solution.architecture is not None:
         out["metrics"] = metrics(solution.architecture, problem.scoring)
+        if problem.latency_model is not None:
+            out["metrics"]["latency_ms"] = problem.latency_model.predict(solution.architecture).total_ms
         out["tinynas"] = tinynas.to_layers(solution.architecture)
         if args.out:
             from generators import pytorch
@@ -203,6 +220,114 @@ def _cmd_design(args: argparse.Namespace) -> int:
             f"{solution.solve_seconds:.2f} s" + (f"; wrote {args.out}" if args.out else "")
         )
         print(table(solution.architecture, out["metrics"]))
+    return 0
+
+
+def _cmd_latency(args: argparse.Namespace) -> int:
+    model = load_model(args.table, batch=args.batch)
+    arch = _load_architecture(args)
+    report = model.predict(arch)
+    if args.json:
+        print(json.dumps({"table": args.table, "batch": model.predictor.batch, "total_ms": report.total_ms, "parts_ms": report.parts,
+                          "fixed_ms": report.fixed_ms, "units": report.units, "uncovered": list(report.uncovered),
+                          "extrapolated_units": report.extrapolated}, indent=2))
+        return 0
+    print(f"{arch.name or 'architecture'} on {model.name} (batch {model.predictor.batch})")
+    for name, ms in report.parts.items():
+        print(f"  {name:<10} {ms:>10.4f} ms")
+    if report.fixed_ms:
+        print(f"  {'overhead':<10} {report.fixed_ms:>10.4f} ms")
+    print(f"  {'total':<10} {report.total_ms:>10.4f} ms")
+    if report.uncovered:
+        print(f"not in the table (counted as 0): {', '.join(report.uncovered)}")
+    if report.extrapolated:
+        print(f"{report.extrapolated} unit(s) lie outside the table's measured range (extrapolated)")
+    return 0
+
+
+def _cmd_import_table(args: argparse.Namespace) -> int:
+    from hwmodels.table import save
+    from hwmodels.tinynas import import_tinynas
+
+    imported = import_tinynas(args.file, dtype=args.dtype, device=args.device)
+    table = imported.table
+    name = args.name or f"v100-trt-{table.meta.dtype}"
+    if args.out:
+        path = Path(args.out)
+    else:
+        if not _NAME.fullmatch(name):
+            raise InputError("--name", f"must be letters, digits, '-', '_' or '.', got {name!r}")
+        tables_dir().mkdir(parents=True, exist_ok=True)
+        path = tables_dir() / f"{name}.jsonl"
+    save(table, path)
+    print(f"imported {len(table.rows):,} rows ({imported.failed:,} failed measurements left out) to {path}"
+          + ("" if args.out else f"; use it as --table {name}"))
+    return 0
+
+
+def _cmd_tables(args: argparse.Namespace) -> int:
+    names = installed_tables()
+    print(f"tables in {tables_dir()}: {', '.join(names) if names else 'none (deepmad import-table FILE)'}")
+    return 0
+
+
+def _cmd_profile(args: argparse.Namespace) -> int:
+    from hwmodels.profile import print_progress, profile
+    from hwmodels.table import save
+
+    from .latencycheck import calibrate_apart
+    from .profiling import profile_units
+
+    problem = _problem(args)
+    units = profile_units(problem)
+    print(f"{len(units):,} units cover the space of {problem.name or 'the problem'}; measuring on {args.device} "
+          f"with {args.threads} thread(s), batch {args.batch}, into {args.out}", file=sys.stderr)
+    table = profile(units, args.out, batch=args.batch, device=args.device, threads=args.threads,
+                    source=f"deepmad profile of {problem.name or 'a custom problem'}", progress=print_progress)
+    if args.calibrate:
+        print(f"calibrating on {args.calibrate} random designs measured end to end", file=sys.stderr)
+        cal = calibrate_apart(problem, args.out, designs=args.calibrate, device=args.device)
+        table = table.with_calibration(cal)
+        save(table, args.out)
+        print(f"calibration on {cal.designs} designs: latency = {cal.scale:.4f} x sum(units) + {cal.per_unit_ms:.4f} ms x units + "
+              f"{cal.per_mweight_ms:.4f} ms x (weights / 1e6) + {cal.fixed_ms:.4f} ms")
+    print(f"{args.out}: {len(table.rows):,} rows")
+    return 0
+
+
+def _cmd_latency_check(args: argparse.Namespace) -> int:
+    from hwmodels.profile import local_meta
+    from hwmodels.table import load
+
+    from . import latencycheck
+
+    path = find_table(args.table)
+    table = load(path)
+    here = local_meta(device=args.device, threads=table.meta.threads)
+    measurable = (table.meta.device, table.meta.backend) == (here.device, here.backend)
+    if args.held_out or not measurable:
+        figures = latencycheck.held_out_figures(table, fraction=args.fraction, seed=args.seed, batch=args.batch)
+        why = "as asked" if args.held_out else f"the table was measured on {table.meta.device} / {table.meta.backend}, not here"
+        print(f"held-out accuracy ({why}): {int(figures['rows']):,} rows predicted from the others: "
+              f"median error {figures['median_abs']:.2f} %, within 5/10/15 %: "
+              f"{figures['within_5']:.1f} / {figures['within_10']:.1f} / {figures['within_15']:.1f} %, RMSPE {figures['rmspe']:.1f} %")
+        if args.json:
+            atomic_write_text(args.json, json.dumps({"mode": "held_out", "table": str(path), **figures}, indent=2) + "\n")
+        return 0
+    problem = _problem(args)
+    model = LatencyModel.of(table, batch=args.batch, name=path.stem)
+    result = latencycheck.check(problem, model, designs=args.designs, seed=args.seed, device=args.device, threads=table.meta.threads)
+    f = result.figures
+    for name, p, m in zip(result.names, result.predicted, result.measured):
+        print(f"  {name:<16} predicted {p:9.3f} ms  measured {m:9.3f} ms  {100 * (p / m - 1):+6.1f} %")
+    print(f"{len(result.measured)} designs: within 5/10/15 %: {f['within_5']:.0f} / {f['within_10']:.0f} / {f['within_15']:.0f} %, "
+          f"RMSPE {f['rmspe']:.1f} %, median error {f['median_abs']:.1f} % (threads {table.meta.threads}, batch {model.predictor.batch})")
+    if args.plot:
+        latencycheck.scatter(result, args.plot, title=f"{path.stem}: {problem.name or 'custom problem'}")
+        print(f"wrote {args.plot}")
+    if args.json:
+        rows = [{"name": n, "predicted_ms": p, "measured_ms": m} for n, p, m in zip(result.names, result.predicted, result.measured)]
+        atomic_write_text(args.json, json.dumps({"mode": "end_to_end", "table": str(path), **f, "designs": rows}, indent=2) + "\n")
     return 0
 
 
@@ -238,6 +363,27 @@ def _ratio(text: str) -> tuple[float, float]:
     return lo, hi
 
 
+def _add_problem_args(p: argparse.ArgumentParser) -> None:
+    """The options that state a design problem: a preset, or a custom one (each flag overrides)."""
+    p.add_argument("--preset", metavar="NAME", help="a published DeepMAD problem (see 'deepmad presets')")
+    p.add_argument("--block", choices=tuple(BLOCK_TYPES), help="block type of a custom problem")
+    p.add_argument("--flops", type=_argument(parse_amount, "--flops"), metavar="N", help="FLOPs budget, e.g. 1.8G (tinynas convention unless --flops-convention macs)")
+    p.add_argument("--flops-convention", choices=("tinynas", "macs"), help="how --flops counts (default tinynas)")
+    p.add_argument("--params", type=_argument(parse_amount, "--params"), metavar="N", help="parameter budget without the classifier, e.g. 11.7M")
+    p.add_argument("--rho", type=_argument(parse_amount, "--rho"), metavar="R", help="effectiveness bound rho0, e.g. 0.3")
+    p.add_argument("--max-layers", type=_positive_int, metavar="N", help="at most N scored layers")
+    p.add_argument("--resolution", type=_positive_int, metavar="N", help="input side in pixels")
+    p.add_argument("--strides", type=_int_list, metavar="S,S,..", help="stage strides (1 or 2), one per stage")
+    p.add_argument("--depth", type=_argument(parse_range, "--depth"), metavar="LO:HI", help="blocks per stage")
+    p.add_argument("--channels", type=_argument(parse_range, "--channels"), metavar="LO:HI", help="stage output channels (multiples of 8 between)")
+    p.add_argument("--stem-channels", type=_argument(parse_range, "--stem-channels"), metavar="LO:HI", help="stem output channels")
+    p.add_argument("--kernels", type=_int_list, metavar="K,K,..", help="kernel choices, e.g. 3,5,7")
+    p.add_argument("--inner-ratio", type=_ratio, metavar="LO:HI", help="inner width relative to output channels")
+    p.add_argument("--head", type=_positive_int, metavar="N", help="head conv width")
+    p.add_argument("--no-nondecreasing", action="store_true", help="allow a stage narrower than the one before")
+    p.add_argument("--max-depth-spread", type=_count, metavar="N", help="hard limit on max L - min L over the penalised stages")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="deepmad", description="Solver-driven CNN architecture design after DeepMAD.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks (accepted anywhere on the line)")
@@ -260,23 +406,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("design", help="solve a design problem exactly and write the model file")
-    p.add_argument("--preset", metavar="NAME", help="a published DeepMAD problem (see 'deepmad presets')")
-    p.add_argument("--block", choices=tuple(BLOCK_TYPES), help="block type of a custom problem")
-    p.add_argument("--flops", type=_argument(parse_amount, "--flops"), metavar="N", help="FLOPs budget, e.g. 1.8G (tinynas convention unless --flops-convention macs)")
-    p.add_argument("--flops-convention", choices=("tinynas", "macs"), help="how --flops counts (default tinynas)")
-    p.add_argument("--params", type=_argument(parse_amount, "--params"), metavar="N", help="parameter budget without the classifier, e.g. 11.7M")
-    p.add_argument("--rho", type=_argument(parse_amount, "--rho"), metavar="R", help="effectiveness bound rho0, e.g. 0.3")
-    p.add_argument("--max-layers", type=_positive_int, metavar="N", help="at most N scored layers")
-    p.add_argument("--resolution", type=_positive_int, metavar="N", help="input side in pixels")
-    p.add_argument("--strides", type=_int_list, metavar="S,S,..", help="stage strides (1 or 2), one per stage")
-    p.add_argument("--depth", type=_argument(parse_range, "--depth"), metavar="LO:HI", help="blocks per stage")
-    p.add_argument("--channels", type=_argument(parse_range, "--channels"), metavar="LO:HI", help="stage output channels (multiples of 8 between)")
-    p.add_argument("--stem-channels", type=_argument(parse_range, "--stem-channels"), metavar="LO:HI", help="stem output channels")
-    p.add_argument("--kernels", type=_int_list, metavar="K,K,..", help="kernel choices, e.g. 3,5,7")
-    p.add_argument("--inner-ratio", type=_ratio, metavar="LO:HI", help="inner width relative to output channels")
-    p.add_argument("--head", type=_positive_int, metavar="N", help="head conv width")
-    p.add_argument("--no-nondecreasing", action="store_true", help="allow a stage narrower than the one before")
-    p.add_argument("--max-depth-spread", type=_count, metavar="N", help="hard limit on max L - min L over the penalised stages")
+    _add_problem_args(p)
+    p.add_argument("--latency", type=_argument(parse_duration_ms, "--latency"), metavar="T", help="latency budget, e.g. 12ms, predicted from --table")
+    p.add_argument("--table", metavar="TABLE", help="cost table file, or the device name of an imported table (see 'deepmad tables')")
+    p.add_argument("--batch", type=_positive_int, metavar="N", help="batch size whose table rows predict latency (default 1, or the table's only one)")
     p.add_argument("--time-limit", type=float, default=300.0, metavar="S", help="seconds (default 300)")
     p.add_argument("--gap", type=float, default=1e-5, help="relative optimality gap to stop at (default 1e-5)")
     p.add_argument("--method", choices=("auto", "milp", "colgen"), default="auto",
@@ -289,6 +422,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="show the solver's log: incumbent, bound, gap, elapsed (default: on a terminal)")
     p.set_defaults(func=_cmd_design)
+
+    p = sub.add_parser("latency", help="predicted latency of an architecture, per stage and in total")
+    _add_architecture_args(p)
+    p.add_argument("--table", required=True, metavar="TABLE", help="cost table file, or the device name of an imported table")
+    p.add_argument("--batch", type=_positive_int, metavar="N", help="batch size (default 1, or the table's only one)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_latency)
+
+    p = sub.add_parser("profile", help="measure a cost table on this machine for a problem's design space (resumable)")
+    _add_problem_args(p)
+    p.add_argument("-o", "--out", required=True, metavar="TABLE", help="table file (.jsonl); an existing one is completed, not redone")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    p.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="CPU threads, recorded in the table (default 1)")
+    p.add_argument("--batch", type=_positive_int, default=1, metavar="N", help="batch size (default 1)")
+    p.add_argument("--calibrate", type=_count, default=20, metavar="N", help="fit the per-network overhead on N random designs measured end to end (default 20; 0: none)")
+    p.set_defaults(func=_cmd_profile)
+
+    p = sub.add_parser("latency-check", help="accuracy of a table's predictions: end to end on random designs, or on held-out rows")
+    _add_problem_args(p)
+    p.add_argument("--table", required=True, metavar="TABLE", help="cost table file, or the device name of an imported table")
+    p.add_argument("--designs", type=_positive_int, default=30, metavar="N", help="random designs to measure (default 30)")
+    p.add_argument("--seed", type=_count, default=0, help="random seed (default 0)")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    p.add_argument("--batch", type=_positive_int, metavar="N", help="batch size (default 1, or the table's only one)")
+    p.add_argument("--plot", metavar="PNG", help="write a scatter plot of predicted against measured latency")
+    p.add_argument("--held-out", action="store_true", help="predict rows left out of the interpolation instead of measuring")
+    p.add_argument("--fraction", type=float, default=0.1, help="share of rows held out (default 0.1)")
+    p.add_argument("--json", metavar="PATH", help="write the figures as JSON")
+    p.set_defaults(func=_cmd_latency_check)
+
+    p = sub.add_parser("import-table", help="import a TinyNAS op-profiler table (conv_data.<dtype>.out) as a device")
+    p.add_argument("file", metavar="FILE", help="TinyNAS table, e.g. conv_data.fp16.out")
+    p.add_argument("--name", metavar="NAME", help="device name to install it under (default v100-trt-<dtype>)")
+    p.add_argument("--dtype", choices=("fp32", "fp16", "int8"), help="data type (default: from the file name)")
+    p.add_argument("--device", default="NVIDIA V100", help="device recorded in the table (default 'NVIDIA V100')")
+    p.add_argument("-o", "--out", metavar="PATH", help="write the table here instead of installing it")
+    p.set_defaults(func=_cmd_import_table)
+
+    p = sub.add_parser("tables", help="list the installed cost tables")
+    p.set_defaults(func=_cmd_tables)
 
     p = sub.add_parser("presets", help="list the published DeepMAD problems")
     p.set_defaults(func=_cmd_presets)
@@ -313,6 +486,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"deepmad: error: {exc}", file=sys.stderr)
         return exc.exit_status
+    except TableError as exc:  # a cost table that cannot be used: bad input
+        if debug:
+            raise
+        print(f"deepmad: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("deepmad: interrupted", file=sys.stderr)
         return 130

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
+
+from hwmodels.atomic import write_bytes
 
 from .errors import InputError
 
@@ -31,11 +32,13 @@ def read_text(path: str | Path, *, max_bytes: int = MAX_INPUT_BYTES) -> str:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the whole new one, never a part.
+    """Write ``text`` to ``path`` (UTF-8, ``\n`` line ends) as :func:`atomic_write_bytes` does."""
+    atomic_write_bytes(path, text.encode("utf-8"))
 
-    The text goes to a temporary file in the same folder, is flushed to disk
-    and then renamed over ``path``; on any failure the temporary file is removed.
-    """
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part
+    (:func:`hwmodels.atomic.write_bytes`); a bad path is an :class:`InputError` naming it."""
     text_path = str(path)
     path = Path(path)
     if not text_path.strip() or text_path.endswith(os.sep) or path.name in ("", ".", ".."):
@@ -44,48 +47,8 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     if not folder.is_dir():
         raise InputError(str(path), f"folder {str(folder)!r} does not exist; create it first")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        write_bytes(path, data)
+    except IsADirectoryError:
+        raise InputError(str(path), "is a directory; give a file path") from None
     except OSError as exc:
         raise InputError(str(path), f"cannot be written ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _mode_for(path))
-        os.replace(tmp, path)
-        _fsync_folder(folder)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, IsADirectoryError):
-            raise InputError(str(path), "is a directory; give a file path") from None
-        if isinstance(exc, OSError):
-            raise InputError(str(path), f"cannot be written ({exc.strerror})") from None
-        raise
-
-
-def _mode_for(path: Path) -> int:
-    """The replaced file's permissions, or the umask's default for a new file."""
-    try:
-        return path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable (where the platform allows opening a folder)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

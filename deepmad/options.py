@@ -5,8 +5,10 @@ or the stem's output), its output ``channels``, ``inner`` width, ``kernel``
 and ``depth``. Its coefficients come from the accounting and the block
 layouts (:mod:`deepmad.accounting`, :mod:`deepmad.blocks`), never from a
 second formula: ``flops`` (in the problem's convention), ``params``,
-``entropy`` (``1/2 * sum ln w`` over its layers) and ``layers``. The last
-stage's options include the head conv, which belongs to the last prefix.
+``entropy`` (``1/2 * sum ln w`` over its layers), ``layers`` and, where the
+problem has a latency model, ``latency`` (ms). The last stage's options
+include the head conv, which belongs to the last prefix (and, for latency,
+the classifier).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from .accounting import LayerCost, conv_cost
 from .architecture import Architecture, Head, Stage, Stem
 from .arrays import StageArrays, stage_arrays
 from .blocks import Conv
+from .latency import stem_unit
 from .problem import Problem
 
 
@@ -35,6 +38,7 @@ class Option:
     params: int
     entropy: float
     layers: int
+    latency: float = 0.0
 
 
 def _sum(rows: list[LayerCost], problem: Problem) -> tuple[int, int]:
@@ -49,7 +53,9 @@ def stem_options(problem: Problem) -> list[Option]:
     for c in space.stem_grid():
         conv = Conv(3, c, 3, space.stem_stride)
         flops, params = _sum([conv_cost("stem", conv, side, activation=True)], problem)
-        out.append(Option(-1, 3, c, 0, 3, 1, flops, params, 0.5 * math.log(conv.fan_in), 1))
+        latency = problem.latency_model
+        ms = float(latency.unit_ms(stem_unit(c, space.stem_stride, space.resolution))) if latency else 0.0
+        out.append(Option(-1, 3, c, 0, 3, 1, flops, params, 0.5 * math.log(conv.fan_in), 1, ms))
     return out
 
 
@@ -67,6 +73,7 @@ def option_at(arr: StageArrays, ai: int, bi: int, ki: int, d: int) -> Option:
         params=int(first.params[ai, bi, ki]) + (d - 1) * int(rest.params[bi, ki]) + head[1],
         entropy=float(first.entropy[ai, bi, ki]) + (d - 1) * float(rest.entropy[bi, ki]) + head[2],
         layers=first.layers + (d - 1) * rest.layers + head[3],
+        latency=float(first.latency[ai, bi, ki]) + (d - 1) * float(rest.latency[bi, ki]) + head[4],
     )
 
 
@@ -90,8 +97,8 @@ def stage_options(problem: Problem, j: int) -> list[Option]:
 def pareto(options: list[Option]) -> list[Option]:
     """The options no other option of the same stage, input, output width and depth dominates.
 
-    ``a`` dominates ``b`` when it costs no more FLOPs and no more parameters
-    and has at least the entropy (same layers, same width chain, same depth:
+    ``a`` dominates ``b`` when it costs no more FLOPs, no more parameters and
+    no more latency, and has at least the entropy (same layers, same width chain, same depth:
     everything else in the program is equal). Dropping dominated options
     keeps an optimal design, so the program stays exact. Ties keep the first
     option in table order, so the result is deterministic.
@@ -102,8 +109,8 @@ def pareto(options: list[Option]) -> list[Option]:
     kept: set[int] = set()
     for group in groups.values():
         front: list[Option] = []
-        for opt in sorted(group, key=lambda o: (-o.entropy, o.flops, o.params)):
-            if not any(f.flops <= opt.flops and f.params <= opt.params for f in front):
+        for opt in sorted(group, key=lambda o: (-o.entropy, o.flops, o.params, o.latency)):
+            if not any(f.flops <= opt.flops and f.params <= opt.params and f.latency <= opt.latency for f in front):
                 front.append(opt)
         kept.update(id(o) for o in front)
     return [o for o in options if id(o) in kept]

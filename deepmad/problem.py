@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from .accounting import costs
 from .architecture import Architecture
@@ -18,7 +18,12 @@ from .entropy import Scoring, score
 from .errors import InputError, shown
 from .space import DesignSpace
 
+if TYPE_CHECKING:
+    from .latency import LatencyModel
+
 FlopsConvention = Literal["tinynas", "macs"]
+LATENCY_RTOL = 1e-9
+"""Relative slack of the latency check: unit latencies are summed in another order by the program."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class Check:
     layers: int
     objective: float
     violations: tuple[Violation, ...]
+    latency_ms: float | None = None
 
     @property
     def feasible(self) -> bool:
@@ -65,7 +71,8 @@ class Problem:
     ``nondecreasing`` channels across stages (stem excluded), and the depth
     rule, either the objective's penalty (always there) plus, with
     ``max_depth_spread``, a hard limit on ``max L_j - min L_j`` over the
-    penalty's stages.
+    penalty's stages. ``latency`` bounds the latency in milliseconds that
+    ``latency_model`` predicts (:mod:`deepmad.latency`); one needs the other.
     """
 
     space: DesignSpace
@@ -78,10 +85,14 @@ class Problem:
     max_depth_spread: int | None = None
     scoring: Scoring = field(default_factory=Scoring)
     name: str = ""
+    latency: float | None = None
+    latency_model: "LatencyModel | None" = None
 
     def __post_init__(self) -> None:
-        for name in ("flops", "params", "rho", "max_layers"):
+        for name in ("flops", "params", "rho", "max_layers", "latency"):
             _positive(name, getattr(self, name))
+        if self.latency is not None and self.latency_model is None:
+            raise InputError("latency", "a latency budget needs a cost table (--table FILE or an installed device name)")
         spread = self.max_depth_spread
         if spread is not None and (isinstance(spread, bool) or not isinstance(spread, int) or spread < 0):
             raise InputError("max_depth_spread", f"must be an integer >= 0 (0: all covered depths equal), got {shown(spread)}")
@@ -103,6 +114,9 @@ class Problem:
         limit("params", c.params, self.params)
         limit("rho", s.rho, self.rho)
         limit("layers", s.layers, self.max_layers)
+        latency = self.latency_model.predict(arch).total_ms if self.latency_model is not None else None
+        if latency is not None and self.latency is not None and latency > self.latency * (1 + LATENCY_RTOL):
+            limit("latency", latency, self.latency, " ms")
         widths = [st.channels for st in arch.stages]
         for j in range(1, len(widths)):
             if self.nondecreasing and widths[j] < widths[j - 1]:
@@ -112,5 +126,5 @@ class Problem:
             limit("depth_spread", max(depths) - min(depths) if depths else 0, self.max_depth_spread)
         for reason in self.space.violations(arch):
             found.append(Violation("space", 0, 0, reason))
-        return Check(flops, c.params, s.rho, s.layers, s.objective, tuple(found))
+        return Check(flops, c.params, s.rho, s.layers, s.objective, tuple(found), latency)
 

@@ -8,9 +8,9 @@ discretized space; any MILP solver can be handed the model. The statement:
   see :mod:`deepmad.options`). Consecutive choices must agree on the width
   between them: the width leaving stage ``j - 1`` enters stage ``j`` (a flow
   through a layered graph of widths), so the picks form one network;
-* **costs**: FLOPs and parameters are sums of the picked options'
-  coefficients, bounded by the budgets (FLOPs in MFLOPs to keep the rows
-  well scaled);
+* **costs**: FLOPs, parameters and, with a latency model, latency (ms) are
+  sums of the picked options' coefficients, bounded by the budgets (FLOPs in
+  MFLOPs to keep the rows well scaled);
 * **entropy**: ``S_i`` and ``D_i`` of every scoring prefix are variables
   equal to the sums of the picked options' entropies and layer counts (two
   rows each, so the rows that use them stay sparse);
@@ -134,6 +134,9 @@ def build_program(problem: Problem, tables: Tables, *, bounds: Bounds | None = N
         m.params = pyo.Constraint(expr=total(last, "params") <= math.floor(problem.params))
     if problem.max_layers is not None:
         m.layers = pyo.Constraint(expr=total(last, "layers") <= problem.max_layers)
+    if problem.latency is not None:  # ms; the calibration's fixed term is a constant
+        fixed = problem.latency_model.calibration.fixed_ms
+        m.latency = pyo.Constraint(expr=total(last, "latency") <= problem.latency - fixed)
 
     # Scoring prefixes: entropy S_i, depth D_i, effectiveness, and H_i.
     m.prefixes = pyo.RangeSet(0, len(levels) - 1)

@@ -230,7 +230,6 @@ def statement(problem: Problem, stem: Any, stages: list[StageVars], ops: Ops) ->
     block = space.block
     macs = problem.flops_convention == "macs"
     nl = BLOCK_LAYERS[block]
-    m = len(stages)
 
     side = space.resolution // space.stem_stride
     area = side * side
@@ -413,6 +412,8 @@ def solve(problem: Problem, *, time_limit: float = 60.0, gap: float = 1e-9) -> S
         raise InputError("time_limit", f"must be a positive number of seconds, got {time_limit!r}")
     if not (isinstance(gap, (int, float)) and 0 <= gap < 1):
         raise InputError("gap", f"must be a relative gap in [0, 1), got {gap!r}")
+    if problem.latency is not None:
+        raise InputError("latency", "the SCIP cross-check states FLOPs, parameter and rho budgets only; solve latency budgets with deepmad.solve")
     start = time.perf_counter()
     model = build_model(problem)
     m = model.model

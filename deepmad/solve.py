@@ -80,6 +80,12 @@ def solve(
         raise InputError("method", f"must be 'auto', 'milp' or 'colgen', got {method!r}")
     count = problem.space.option_count()
     if method == "colgen" or (method == "auto" and count > WHOLE):
+        if problem.latency is not None:
+            raise InputError(
+                "latency",
+                f"a latency budget is solved by the whole program only, for spaces of at most {WHOLE:,} stage options "
+                f"(this one has up to {count:,}): narrow the channel, inner, kernel or depth ranges",
+            )
         return _solve_large(problem, time_limit, gap, progress)
     if count > MAX_OPTIONS:
         raise InputError(
@@ -109,7 +115,7 @@ def solve(
 
 def _smallest(problem: Problem, attr: str, time_limit: float) -> float:
     """The least total of option attribute ``attr`` over the space and guidelines (budgets dropped)."""
-    free = dataclasses.replace(problem, flops=None, params=None, rho=None, max_layers=None)
+    free = dataclasses.replace(problem, flops=None, params=None, rho=None, max_layers=None, latency=None)
     tables = Tables.of(free)
     m = build_program(free, tables)
     m.objective.deactivate()
@@ -121,13 +127,14 @@ def _smallest(problem: Problem, attr: str, time_limit: float) -> float:
     if not _has_solution(result):  # the guidelines alone leave no design
         return math.inf
     result.solution_loader.load_vars()
-    return getattr(problem.check(assemble(free, *picked(m, tables))), attr)
+    check = problem.check(assemble(free, *picked(m, tables)))
+    return check.latency_ms if attr == "latency" else getattr(check, attr)
 
 
 def _smallest_rho(problem: Problem, time_limit: float) -> float:
     """The least max-rho the space allows (other budgets dropped), within 1e-6 relative above;
     the budget itself when the space meets it, infinity when the guidelines leave no design."""
-    free = dataclasses.replace(problem, flops=None, params=None, max_layers=None)
+    free = dataclasses.replace(problem, flops=None, params=None, max_layers=None, latency=None)
     tables = Tables.of(free)
 
     def feasible(rho: float) -> bool:
@@ -146,7 +153,8 @@ def _smallest_rho(problem: Problem, time_limit: float) -> float:
 
 def _shortfalls(problem: Problem, time_limit: float) -> tuple[Shortfall, ...]:
     out = []
-    for name, limit in (("flops", problem.flops), ("params", problem.params), ("rho", problem.rho), ("layers", problem.max_layers)):
+    budgets = (("flops", problem.flops), ("params", problem.params), ("rho", problem.rho), ("layers", problem.max_layers), ("latency", problem.latency))
+    for name, limit in budgets:
         if limit is not None:
             least = _smallest_rho(problem, time_limit) if name == "rho" else _smallest(problem, name, time_limit)
             if least > limit:

@@ -30,3 +30,16 @@ def parse_range(text: str, field: str) -> tuple[int, int]:
     if not 0 < lo <= hi:
         raise InputError(field, f"expected LO:HI with 0 < LO <= HI (e.g. 1:16), got {shown(text)}")
     return lo, hi
+
+
+_DURATION = re.compile(r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|us)?")
+_TO_MS = {"ms": 1.0, None: 1.0, "s": 1e3, "us": 1e-3}
+
+
+def parse_duration_ms(text: str, field: str) -> float:
+    """A positive finite duration in milliseconds: ``12ms``, ``12`` (ms), ``0.012s``, ``800us``."""
+    match = _DURATION.fullmatch(text.strip())
+    value = float(match.group(1)) * _TO_MS[match.group(2)] if match else math.nan
+    if not match or not math.isfinite(value) or value <= 0:
+        raise InputError(field, f"expected a positive duration such as 12ms, 12 (ms), 0.012s or 800us, got {shown(text)}")
+    return value

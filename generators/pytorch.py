@@ -88,6 +88,18 @@ def render(arch: Architecture) -> str:
     return text
 
 
+def load(text: str) -> types.ModuleType:
+    """The Python module of a rendered model file (its ``build_model``, ``EXPECTED``, ...)."""
+    module = types.ModuleType("deepmad_generated")
+    exec(compile(text, "<generated model>", "exec"), module.__dict__)
+    return module
+
+
+def build(arch: Architecture):
+    """The ``nn.Module`` (eval mode) that the model file of ``arch`` builds with its defaults."""
+    return load(render(arch)).build_model().eval()
+
+
 def measure(text: str) -> dict[str, int]:
     """Build the model of a rendered file with torch and count it.
 
@@ -98,8 +110,7 @@ def measure(text: str) -> dict[str, int]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    module = types.ModuleType("deepmad_generated")
-    exec(compile(text, "<generated model>", "exec"), module.__dict__)
+    module = load(text)
     model = module.build_model().eval()
     side = module.EXPECTED["resolution"]
     x = torch.zeros(1, module.ARCHITECTURE["in_channels"], side, side)

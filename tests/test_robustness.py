@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepmad import Architecture, InputError, Scoring, Stage, Stem, score, tinynas
+from deepmad import Architecture, InputError, Scoring, Stage, Stem, score
 from deepmad.cli import main
 from generators import pytorch as gen
 

@@ -1,0 +1,162 @@
+"""Checking a latency model against end-to-end measurements on this machine (``deepmad latency-check``).
+
+Like the CLI, this module sits on top of the others: it builds the generated
+PyTorch module of each design (:mod:`generators.pytorch`), times it whole
+under the same protocol as the table's rows (:func:`hwmodels.profile.time_call`,
+same batch, same thread count) and compares the table's prediction
+(:mod:`deepmad.latency`). :func:`calibrate` fits the table's per-network
+overhead the same way on other random designs.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from hwmodels import calibrate as fitting
+from hwmodels.predict import held_out
+from hwmodels.table import Calibration, CostTable
+
+from .architecture import Architecture
+from .errors import InputError
+from .files import atomic_write_bytes
+from .latency import LatencyModel, architecture_units
+from .problem import Problem
+from .profiling import random_designs
+
+
+NETWORK_SECONDS = 0.25
+"""Least timing per instance of a whole network (s): longer than a unit's, for a steadier median."""
+
+
+def measure_designs(archs: list[Architecture], *, batch: int = 1, device: str = "cpu", threads: int | None = 1) -> list[float]:
+    """End-to-end latency (ms, median of the protocol's repeats) of each design's generated module."""
+    import torch
+
+    from generators import pytorch
+    from hwmodels.profile import steady_memory, time_call
+
+    if not device.startswith("cuda") and threads is not None:
+        torch.set_num_threads(threads)
+    steady_memory()
+    out = []
+    for arch in archs:
+
+        def make(arch: Architecture = arch):
+            model = pytorch.build(arch).to(device)
+            x = torch.randn(batch, arch.in_channels, arch.resolution, arch.resolution, device=device)
+            return lambda: model(x)
+
+        with torch.inference_mode():
+            out.append(time_call(make, device=device, min_seconds=NETWORK_SECONDS)[0])
+    return out
+
+
+def calibrate(problem: Problem, table: CostTable, *, designs: int = 10, seed: int = 1000, device: str = "cpu") -> Calibration:
+    """The table's calibration, fitted on ``designs`` random designs of ``problem`` measured here."""
+    raw = LatencyModel.of(table.with_calibration(None))
+    archs = random_designs(problem, designs, seed=seed)
+    sums, counts, weights = [], [], []
+    for arch in archs:
+        report = raw.predict(arch)
+        sums.append(report.total_ms)
+        counts.append(report.units)
+        weights.append(sum(u.weights for _, u in architecture_units(arch)))
+    measured = measure_designs(archs, batch=raw.predictor.batch, device=device, threads=table.meta.threads)
+    return fitting.fit(sums, counts, weights, measured)
+
+
+def _calibrate_file(problem: Problem, path: str, designs: int, seed: int, device: str) -> Calibration:
+    from hwmodels.table import load
+
+    return calibrate(problem, load(path), designs=designs, seed=seed, device=device)
+
+
+def calibrate_apart(problem: Problem, path: str | Path, *, designs: int = 20, seed: int = 1000, device: str = "cpu") -> Calibration:
+    """:func:`calibrate` for the table at ``path``, in a fresh Python process.
+
+    A process that has just timed thousands of units holds a large heap, and
+    networks time differently there (a fixed ~0.6 ms more on this project's
+    CPU) than in a process that runs one network, as deployment and
+    ``deepmad latency-check`` do.
+    """
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(_calibrate_file, problem, str(path), designs, seed, device).result()
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Predicted and measured latencies (ms) of random designs, and the error figures (percent)."""
+
+    names: list[str]
+    predicted: list[float]
+    measured: list[float]
+    figures: dict[str, float]
+
+
+def check(problem: Problem, model: LatencyModel, *, designs: int = 30, seed: int = 0, device: str = "cpu", threads: int | None = 1) -> CheckResult:
+    archs = random_designs(problem, designs, seed=seed)
+    predicted = [model.predict(a).total_ms for a in archs]
+    measured = measure_designs(archs, batch=model.predictor.batch, device=device, threads=threads)
+    return CheckResult([a.name for a in archs], predicted, measured, fitting.errors(predicted, measured))
+
+
+def held_out_figures(table: CostTable, *, fraction: float = 0.1, seed: int = 0, batch: int | None = None) -> dict[str, float]:
+    """Accuracy on rows left out of the interpolation (percent), for tables not measurable here."""
+    if not 0 < fraction < 1:
+        raise InputError("--fraction", f"must be between 0 and 1, got {fraction!r}")
+    rel = held_out(table, fraction=fraction, seed=seed, batch=batch)
+    if not len(rel):
+        raise InputError("--fraction", f"no row could be held out and predicted from the others in {len(table.rows)} rows; raise it")
+    return {
+        "rows": float(len(rel)),
+        "median_abs": float(100 * _median(rel)),
+        "within_5": float(100 * (rel <= 0.05).mean()),
+        "within_10": float(100 * (rel <= 0.10).mean()),
+        "within_15": float(100 * (rel <= 0.15).mean()),
+        "rmspe": float(100 * ((rel**2).mean() ** 0.5)),
+    }
+
+
+def _median(x) -> float:
+    import numpy as np
+
+    return float(np.median(x)) if len(x) else float("nan")
+
+
+def scatter(result: CheckResult, path: str | Path, *, title: str) -> None:
+    """Predicted against measured latency, with the ±10 % band, as a PNG (written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    fig, ax = plt.subplots(figsize=(5.5, 5), dpi=120)
+    lo = 0.9 * min(result.measured + result.predicted)
+    hi = 1.1 * max(result.measured + result.predicted)
+    ax.plot([lo, hi], [lo, hi], color="black", lw=1, label="predicted = measured")
+    ax.fill_between([lo, hi], [0.9 * lo, 0.9 * hi], [1.1 * lo, 1.1 * hi], color="tab:green", alpha=0.15, label="±10 %")
+    ax.scatter(result.measured, result.predicted, s=18, color="tab:blue", label=f"{len(result.measured)} random designs")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        axis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.tick_params(which="minor", labelsize=7)
+    ax.set_xlabel("measured end-to-end latency (ms)")
+    ax.set_ylabel("predicted latency (ms)")
+    f = result.figures
+    ax.set_title(f"{title}\nwithin ±10 %: {f['within_10']:.0f} %, RMSPE {f['rmspe']:.1f} %", fontsize=9)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
