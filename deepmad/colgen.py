@@ -12,7 +12,7 @@ a percent on the spaces measured) but cannot be built whole. So:
    and grown column by column) holds a few thousand options.
    Its LP relaxation's duals ``y`` price every option of the space in bulk
    (:mod:`deepmad.arrays`): an option's reduced cost is an affine function of
-   its entropy, FLOPs, parameters, layers, depth and widths (:class:`Prices`).
+   its entropy, FLOPs, parameters, latency, layers, depth and widths (:class:`Prices`).
    The best-priced options join the master, until none prices above zero.
 2. **A valid bound at every round.** Relaxing every row but "one option per
    stage" (and one stem, one depth moment) with the multipliers ``y`` gives
@@ -91,6 +91,7 @@ def space_bounds(space: Space) -> Bounds:
     problem = space.problem
     budget_f = math.floor(problem.flops) if problem.flops is not None else 0
     budget_p = math.floor(problem.params) if problem.params is not None else 0
+    budget_t = latency_limit(problem) or 0.0
     lo, hi = [1], [1]
     for j in range(space.nstages):
         arrs = list(space.chunks(j))
@@ -105,12 +106,13 @@ def space_bounds(space: Space) -> Bounds:
         """Tighten the caps with every ``(t, mu, n)`` of ``grid``; the best one for the last prefix."""
         lams = [
             (t * 0.5 / budget_f if budget_f else 0.0, t * 0.5 / budget_p if budget_p else 0.0,
-             mu, mu * rho_slope(n, problem.rho) if problem.rho else 0.0)
+             t * 0.5 / budget_t if budget_t > 0 else 0.0, mu, mu * rho_slope(n, problem.rho) if problem.rho else 0.0)
             for t, mu, n in grid
         ]
         scores = []
-        for (t, mu, n), (lf, lp, _, _), values in zip(grid, lams, _longest_paths(space, lams)):
-            offset = lf * budget_f + lp * budget_p + (mu * (rho_slope(n, problem.rho) * n - rho_cut(n, problem.rho)) if problem.rho else 0.0)
+        for (t, mu, n), (lf, lp, lt, _, _), values in zip(grid, lams, _longest_paths(space, lams)):
+            offset = lf * budget_f + lp * budget_p + lt * budget_t
+            offset += mu * (rho_slope(n, problem.rho) * n - rho_cut(n, problem.rho)) if problem.rho else 0.0
             for i, level in enumerate(space.levels):
                 e = level.last_stage if i < len(space.levels) - 1 else space.nstages - 1
                 for c, value in values[e].items():
@@ -119,8 +121,8 @@ def space_bounds(space: Space) -> Bounds:
         return grid[int(np.argmin(scores))]
 
     evaluate([(0.0, 0.0, d_lo)])
-    if budget_f or budget_p or problem.rho:
-        ts = [0.0] if not (budget_f or budget_p) else list(np.geomspace(20.0, 500.0, 5))
+    if budget_f or budget_p or budget_t or problem.rho:
+        ts = [0.0] if not (budget_f or budget_p or budget_t) else list(np.geomspace(20.0, 500.0, 5))
         mus = [0.0] if not problem.rho else [0.0, 0.5, 1.5]
         ns = sorted({max(1, int(d_lo + q * (d_hi - d_lo))) for q in (0.3, 0.8)})
         t, mu, n = evaluate([(t, mu, n) for t in ts for mu in mus for n in ns])
@@ -135,25 +137,26 @@ def space_bounds(space: Space) -> Bounds:
     return Bounds(s_max, layers, caps)
 
 
-def _longest_paths(space: Space, prices_: list[tuple[float, float, float, float]]) -> list[dict[int, dict[int, float]]]:
-    """For each ``(lam_f, lam_p, mu, per_layer)``: per stage ``j`` (``-1``: the stem) and output
-    width ``c``, the largest ``(1 + 2 mu) S - per_layer D - lam_f flops - lam_p params`` over the
-    stem and stages ``0..j`` of networks whose stage ``j`` ends at width ``c`` (space rules and
-    guidelines kept): a longest path over the width graph."""
+def _longest_paths(space: Space, prices_: list[tuple[float, float, float, float, float]]) -> list[dict[int, dict[int, float]]]:
+    """For each ``(lam_f, lam_p, lam_t, mu, per_layer)``: per stage ``j`` (``-1``: the stem) and
+    output width ``c``, the largest ``(1 + 2 mu) S - per_layer D - lam_f flops - lam_p params -
+    lam_t latency`` over the stem and stages ``0..j`` of networks whose stage ``j`` ends at width
+    ``c`` (space rules and guidelines kept): a longest path over the width graph."""
     out = []
-    for lf, lp, mu, per_layer in prices_:
-        out.append({-1: {o.channels: (1 + 2 * mu) * o.entropy - per_layer * o.layers - lf * o.flops - lp * o.params for o in space.stem}})
+    for lf, lp, lt, mu, per_layer in prices_:
+        out.append({-1: {o.channels: (1 + 2 * mu) * o.entropy - per_layer * o.layers - lf * o.flops - lp * o.params - lt * o.latency
+                         for o in space.stem}})
     for j in range(space.nstages):
         for arr in space.chunks(j):
             layers = np.array([arr.layers(int(d)) for d in arr.depths], dtype=float)
-            for values, (lf, lp, mu, per_layer) in zip(out, prices_):
+            for values, (lf, lp, lt, mu, per_layer) in zip(out, prices_):
                 before = values[j - 1]
                 inflow = np.array([before.get(int(a), -math.inf) for a in arr.inputs])
                 g = 1 + 2 * mu
-                first = g * arr.first.entropy - lf * arr.first.flops - lp * arr.first.params + inflow[:, None, None]
-                rest = g * arr.rest.entropy - lf * arr.rest.flops - lp * arr.rest.params
+                first = g * arr.first.entropy - lf * arr.first.flops - lp * arr.first.params - lt * arr.first.latency + inflow[:, None, None]
+                rest = g * arr.rest.entropy - lf * arr.rest.flops - lp * arr.rest.params - lt * arr.rest.latency
                 top = first.max(axis=0)[..., None] + (arr.depths - 1.0)[None, None, :] * rest[..., None] - per_layer * layers
-                value = float(top.max()) + g * arr.head[2] - lf * arr.head[0] - lp * arr.head[1]
+                value = float(top.max()) + g * arr.head[2] - lf * arr.head[0] - lp * arr.head[1] - lt * arr.head[4]
                 if value > -math.inf:
                     values.setdefault(j, {})[arr.channels] = value
     return out
@@ -166,6 +169,7 @@ class Prices:
     entropy: dict[int, float]
     flops: float
     params: float
+    latency: float
     layers: dict[int, float]
     inflow: dict[tuple[int, int], float]  # (stage, input width)
     outflow: dict[tuple[int, int], float]  # (stage, output width)
@@ -179,7 +183,8 @@ class Prices:
 
     def of(self, o: Option) -> float:
         j = o.stage
-        rc = self.entropy[j] * o.entropy + self.flops * o.flops + self.params * o.params + self.layers[j] * o.layers
+        rc = self.entropy[j] * o.entropy + self.flops * o.flops + self.params * o.params + self.latency * o.latency
+        rc += self.layers[j] * o.layers
         rc += self.inflow.get((j, o.c_in), 0.0) + self.outflow.get((j, o.channels), 0.0)
         rc += self.depth.get(j, 0.0) * o.depth + self.depth_squared.get(j, 0.0) * o.depth**2
         return rc
@@ -194,7 +199,14 @@ def budget_limits(problem: Problem) -> dict[tuple, float]:
         out[("params",)] = float(math.floor(problem.params))
     if problem.max_layers is not None:
         out[("layers",)] = float(problem.max_layers)
+    if problem.latency is not None:
+        out[("latency",)] = latency_limit(problem)
     return out
+
+
+def latency_limit(problem: Problem) -> float | None:
+    """The right side of the latency row: the budget less the calibration's fixed term (ms)."""
+    return None if problem.latency is None else problem.latency - problem.latency_model.calibration.fixed_ms
 
 
 def prices(space: Space, duals: dict[tuple, float], bounds: Bounds) -> Prices:
@@ -248,7 +260,7 @@ def prices(space: Space, duals: dict[tuple, float], bounds: Bounds) -> Prices:
         )
     else:
         constant -= problem.scoring.beta
-    return Prices(entropy, -y("flops") / FLOPS_UNIT, -y("params"), layers, inflow, outflow, depth, depth_squared, constant, moments)
+    return Prices(entropy, -y("flops") / FLOPS_UNIT, -y("params"), -y("latency"), layers, inflow, outflow, depth, depth_squared, constant, moments)
 
 
 ELASTIC = 1e5
@@ -339,7 +351,8 @@ class Master:
         if j + 1 < space.nstages:
             entries[("flow", j + 1, o.channels)] = 1.0
         budgets = budget_limits(space.problem)
-        for key, value in ((("flops",), o.flops / FLOPS_UNIT), (("params",), float(o.params)), (("layers",), float(o.layers))):
+        for key, value in ((("flops",), o.flops / FLOPS_UNIT), (("params",), float(o.params)), (("layers",), float(o.layers)),
+                           (("latency",), o.latency)):
             if key in budgets:
                 entries[key] = value
         for i in space.prefixes_of(j):
@@ -420,16 +433,16 @@ class Priced:
 
 def price(arr: StageArrays, p: Prices) -> Priced:
     j, c = arr.stage, arr.channels
-    e, f, q, l_ = p.entropy[j], p.flops, p.params, p.layers[j]
+    e, f, q, t, l_ = p.entropy[j], p.flops, p.params, p.latency, p.layers[j]
     inflow = np.array([p.inflow.get((j, int(a)), 0.0) for a in arr.inputs])
-    first = e * arr.first.entropy + f * arr.first.flops + q * arr.first.params + inflow[:, None, None]
-    rest = e * arr.rest.entropy + f * arr.rest.flops + q * arr.rest.params  # (b, k)
+    first = e * arr.first.entropy + f * arr.first.flops + q * arr.first.params + t * arr.first.latency + inflow[:, None, None]
+    rest = e * arr.rest.entropy + f * arr.rest.flops + q * arr.rest.params + t * arr.rest.latency  # (b, k)
     d = arr.depths.astype(float)
     per_depth = (
         l_ * np.array([arr.layers(int(x)) for x in arr.depths])
         + p.depth.get(j, 0.0) * d
         + p.depth_squared.get(j, 0.0) * d * d
-        + e * arr.head[2] + f * arr.head[0] + q * arr.head[1]
+        + e * arr.head[2] + f * arr.head[0] + q * arr.head[1] + t * arr.head[4]
         + p.outflow.get((j, c), 0.0)
     )
     extra = (d - 1.0)[None, None, :] * rest[..., None] + per_depth[None, None, :]
@@ -563,12 +576,18 @@ def generate(
 
 
 def smallest_costs(problem: Problem) -> dict[str, float]:
-    """The least FLOPs (in the problem's convention) and parameters of any design of the space
-    (guidelines and space rules kept, budgets and rho0 dropped): shortest paths over the width graph."""
+    """The least FLOPs (in the problem's convention), parameters and, with a latency model,
+    latency (ms) of any design of the space (guidelines and space rules kept, budgets and rho0
+    dropped): shortest paths over the width graph."""
     space = Space(problem)
-    flops, params = _longest_paths(space, [(1.0, 0.0, -0.5, 0.0), (0.0, 1.0, -0.5, 0.0)])
+    weights = {"flops": (1.0, 0.0, 0.0, -0.5, 0.0), "params": (0.0, 1.0, 0.0, -0.5, 0.0)}
+    if problem.latency_model is not None:
+        weights["latency"] = (0.0, 0.0, 1.0, -0.5, 0.0)
     last = space.nstages - 1
-    return {"flops": -max(flops[last].values()), "params": -max(params[last].values())}
+    out = {name: -max(values[last].values()) for name, values in zip(weights, _longest_paths(space, list(weights.values())))}
+    if "latency" in out:
+        out["latency"] += problem.latency_model.calibration.fixed_ms
+    return out
 
 
 def options_of(problem: Problem, arch: Architecture) -> list[Option]:

@@ -100,7 +100,8 @@ class LatencyModel:
     @classmethod
     def of(cls, table: CostTable, *, batch: int | None = None, name: str = "") -> "LatencyModel":
         calibration = table.meta.calibration or Calibration()
-        return cls(Predictor.from_table(table, batch=batch), calibration, name or table.meta.device)
+        name = name or table.meta.device
+        return cls(Predictor.from_table(table, batch=batch, source=name), calibration, name)
 
     def unit_ms(self, unit: Unit) -> np.ndarray:
         """Calibrated latency of one unit, ``scale * ms + per_unit_ms + per_mweight_ms * weights / 1e6``
@@ -167,6 +168,6 @@ def load_model(name_or_path: str, *, batch: int | None = None) -> LatencyModel:
     path = find_table(name_or_path)
     try:
         table = load(path)
-        return LatencyModel.of(table, batch=batch, name=Path(path).stem)
+        return LatencyModel.of(table, batch=batch, name=str(path))
     except TableError as exc:
         raise InputError(exc.where if exc.where != "batch" else "--batch", exc.reason) from None

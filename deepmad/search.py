@@ -38,7 +38,7 @@ class Choice:
 
 
 class _Evaluator:
-    """Scores designs given as per-stage arrays of (entropy, flops, params, layers)."""
+    """Scores designs given as per-stage arrays of (entropy, flops, params, layers, latency)."""
 
     def __init__(self, problem: Problem):
         self.problem = problem
@@ -52,13 +52,14 @@ class _Evaluator:
         self.stem = {o.channels: o for o in stem_options(problem)}
         self.arrays = lru_cache(maxsize=4096)(lambda j, c: stage_arrays(problem, j, c))
 
-    def score(self, stem: int, widths: list, e: list, f: list, p: list, n: list, depths: list) -> tuple:
+    def score(self, stem: int, widths: list, e: list, f: list, p: list, n: list, t: list, depths: list) -> tuple:
         """Violation and objective of designs; every argument but ``stem`` is a per-stage list of
         numbers or arrays that broadcast together (``widths[j]`` the output channels of stage j)."""
         problem, space = self.problem, self.problem.space
         s0 = self.stem[stem]
         flops = s0.flops + sum(f)
         params = s0.params + sum(p)
+        latency = s0.latency + sum(t) + (problem.latency_model.calibration.fixed_ms if problem.latency_model else 0.0)
         objective, worst_rho = 0.0, 0.0
         for i, level in enumerate(self.levels):
             upto = range(level.last_stage + 1) if i < len(self.levels) - 1 else range(len(e))
@@ -77,7 +78,7 @@ class _Evaluator:
             objective = objective - problem.scoring.beta
         violation = 0.0
         for value, limit in ((flops, problem.flops), (params, problem.params), (worst_rho, problem.rho),
-                             (s0.layers + sum(n), problem.max_layers)):
+                             (s0.layers + sum(n), problem.max_layers), (latency, problem.latency)):
             if limit is not None:
                 violation = violation + np.maximum(0.0, value / limit - 1.0)
         if problem.max_depth_spread is not None and self.covered:
@@ -88,13 +89,14 @@ class _Evaluator:
 
 
 def _stage_terms(arr: StageArrays, ai: int, bi, ki, d):
-    """Entropy, flops, params and layers of stage options of ``arr`` fed by input index ``ai``."""
+    """Entropy, flops, params, layers and latency of stage options of ``arr`` fed by input index ``ai``."""
     first, rest, head = arr.first, arr.rest, arr.head
     e = first.entropy[ai, bi, ki] + (d - 1) * rest.entropy[bi, ki] + head[2]
     f = first.flops[ai, bi, ki] + (d - 1) * rest.flops[bi, ki] + head[0]
     p = first.params[ai, bi, ki] + (d - 1) * rest.params[bi, ki] + head[1]
     n = first.layers + (d - 1) * rest.layers + head[3]
-    return e, f, p, n
+    t = first.latency[ai, bi, ki] + (d - 1) * rest.latency[bi, ki] + head[4]
+    return e, f, p, n, t
 
 
 def _index(values: np.ndarray, x: int) -> int | None:
@@ -118,16 +120,16 @@ class LocalSearch:
             ai = _index(arr.inputs, a) if arr is not None else None
             if ai is None:
                 return None
-            e, f, p, n = _stage_terms(arr, ai, _index(arr.inner, ch.inner), arr.kernels.index(ch.kernel), ch.depth)
-            out.append((float(e), int(f), int(p), int(n)))
+            e, f, p, n, t = _stage_terms(arr, ai, _index(arr.inner, ch.inner), arr.kernels.index(ch.kernel), ch.depth)
+            out.append((float(e), int(f), int(p), int(n), float(t)))
         return out
 
     def value(self, stem: int, stages: list[Choice]) -> tuple[float, float]:
         terms = self._terms(stem, stages)
         if terms is None:
             return math.inf, -math.inf
-        e, f, p, n = (list(x) for x in zip(*terms))
-        v, o = self.ev.score(stem, [s.channels for s in stages], e, f, p, n, [s.depth for s in stages])
+        e, f, p, n, t = (list(x) for x in zip(*terms))
+        v, o = self.ev.score(stem, [s.channels for s in stages], e, f, p, n, t, [s.depth for s in stages])
         return float(v), float(o)
 
     def _move(self, stem: int, stages: list[Choice], j: int) -> tuple[tuple[float, float], int, list[Choice]] | None:
@@ -135,22 +137,22 @@ class LocalSearch:
         terms = self._terms(stem, stages)
         if terms is None:
             return None
-        e, f, p, n = (list(x) for x in zip(*terms))
+        e, f, p, n, t = (list(x) for x in zip(*terms))
         widths, depths = [s.channels for s in stages], [s.depth for s in stages]
         best = None
         nxt = stages[j + 1] if j + 1 < self.nstages else None
         nxt_arr = self.ev.arrays(j + 1, nxt.channels) if nxt else None
         candidates = self.problem.space.stem_grid() if j < 0 else self.problem.space.channel_grid()
         for c in candidates:
-            ee, ff, pp, nn, ww, dd = list(e), list(f), list(p), list(n), list(widths), list(depths)
+            ee, ff, pp, nn, tt, ww, dd = list(e), list(f), list(p), list(n), list(t), list(widths), list(depths)
             if nxt is not None:
                 ai = _index(nxt_arr.inputs, c)
                 if ai is None:
                     continue
-                t = _stage_terms(nxt_arr, ai, _index(nxt_arr.inner, nxt.inner), nxt_arr.kernels.index(nxt.kernel), nxt.depth)
-                ee[j + 1], ff[j + 1], pp[j + 1], nn[j + 1] = float(t[0]), int(t[1]), int(t[2]), int(t[3])
+                nt = _stage_terms(nxt_arr, ai, _index(nxt_arr.inner, nxt.inner), nxt_arr.kernels.index(nxt.kernel), nxt.depth)
+                ee[j + 1], ff[j + 1], pp[j + 1], nn[j + 1], tt[j + 1] = float(nt[0]), int(nt[1]), int(nt[2]), int(nt[3]), float(nt[4])
             if j < 0:
-                v, o = self.ev.score(c, ww, ee, ff, pp, nn, dd)
+                v, o = self.ev.score(c, ww, ee, ff, pp, nn, tt, dd)
                 key = (float(v), -float(o))
                 if best is None or key < best[0]:
                     best = (key, c, list(stages))
@@ -163,9 +165,9 @@ class LocalSearch:
             d = arr.depths[None, None, :]
             bi = np.arange(len(arr.inner))[:, None, None]
             ki = np.arange(len(arr.kernels))[None, :, None]
-            ee[j], ff[j], pp[j], nn[j] = _stage_terms(arr, ai, bi, ki, d)
+            ee[j], ff[j], pp[j], nn[j], tt[j] = _stage_terms(arr, ai, bi, ki, d)
             ww[j], dd[j] = c, d
-            v, o = self.ev.score(stem, ww, ee, ff, pp, nn, dd)
+            v, o = self.ev.score(stem, ww, ee, ff, pp, nn, tt, dd)
             v, o = np.broadcast_arrays(v, o)
             order = np.lexsort((-o.ravel(), v.ravel()))[0]
             b_, k_, d_ = np.unravel_index(int(order), v.shape)
@@ -213,7 +215,7 @@ class LocalSearch:
         from .options import Option
 
         def opt(j: int, c: int, ch: Choice | None) -> Option:
-            return Option(j, 0, c, ch.inner if ch else 0, ch.kernel if ch else 3, ch.depth if ch else 1, 0, 0, 0.0, 0)
+            return Option(j, 0, c, ch.inner if ch else 0, ch.kernel if ch else 3, ch.depth if ch else 1, 0, 0, 0.0, 0, 0.0)
 
         return assemble(self.problem, opt(-1, stem, None), [opt(j, ch.channels, ch) for j, ch in enumerate(stages)])
 

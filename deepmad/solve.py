@@ -80,12 +80,6 @@ def solve(
         raise InputError("method", f"must be 'auto', 'milp' or 'colgen', got {method!r}")
     count = problem.space.option_count()
     if method == "colgen" or (method == "auto" and count > WHOLE):
-        if problem.latency is not None:
-            raise InputError(
-                "latency",
-                f"a latency budget is solved by the whole program only, for spaces of at most {WHOLE:,} stage options "
-                f"(this one has up to {count:,}): narrow the channel, inner, kernel or depth ranges",
-            )
         return _solve_large(problem, time_limit, gap, progress)
     if count > MAX_OPTIONS:
         raise InputError(
@@ -175,8 +169,8 @@ def _solve_large(problem: Problem, time_limit: float, gap: float, progress: bool
     if not found:
         least = colgen.smallest_costs(problem)
         short = tuple(
-            Shortfall(name, limit, round(least[name]))
-            for name, limit in (("flops", problem.flops), ("params", problem.params))
+            Shortfall(name, limit, least[name] if name == "latency" else round(least[name]))
+            for name, limit in (("flops", problem.flops), ("params", problem.params), ("latency", problem.latency))
             if limit is not None and least[name] > limit
         )
         if short:

@@ -115,14 +115,15 @@ class _Group:
 class Predictor:
     """Unit latencies (ms, whole batch) from the rows of one batch size of a table."""
 
-    def __init__(self, rows: Iterable[Row], *, batch: int, channel_block: int = 1):
+    def __init__(self, rows: Iterable[Row], *, batch: int, channel_block: int = 1, source: str = "table"):
         self.channel_block = channel_block
+        self.source = source
         grouped: dict[tuple, list[Row]] = defaultdict(list)
         for row in rows:
             if row.batch == batch:
                 grouped[row.unit.group].append(row)
         if not grouped:
-            raise TableError("table", f"has no rows for batch {batch}")
+            raise TableError(source, f"has no rows for batch {batch}")
         self.batch = batch
         self._rows = grouped
         self._groups: dict[tuple, _Group] = {}
@@ -130,14 +131,14 @@ class Predictor:
         self.extrapolated = 0
 
     @classmethod
-    def from_table(cls, table: CostTable, *, batch: int | None = None) -> "Predictor":
-        """``batch`` defaults to 1, or to the table's only batch size."""
+    def from_table(cls, table: CostTable, *, batch: int | None = None, source: str = "table") -> "Predictor":
+        """``batch`` defaults to 1, or to the table's only batch size; ``source`` names the table in errors."""
         batches = table.batches()
         if batch is None:
             batch = 1 if 1 in batches or len(batches) != 1 else batches[0]
         if batch not in batches:
             raise TableError("batch", f"the table has no rows for batch {batch}; it has {', '.join(map(str, batches)) or 'none'}")
-        return cls(table.rows, batch=batch, channel_block=table.meta.channel_block)
+        return cls(table.rows, batch=batch, channel_block=table.meta.channel_block, source=source)
 
     def covers(self, op: str) -> bool:
         """Whether the table measures ``op`` at all (an uncovered op predicts 0 ms)."""
@@ -153,7 +154,7 @@ class Predictor:
             have = sorted({(k[1], k[2], k[3], k[4]) for k in self._rows if k[0] == unit.op})
             listed = ", ".join(f"k{k} s{s}{' +add' if f else ''} {a}" for k, s, f, a in have[:12])
             raise TableError(
-                "table",
+                self.source,
                 f"has no {unit.op} rows with kernel {unit.kernel}, stride {unit.stride}, "
                 f"{'a fused add, ' if unit.fused_add else ''}activation {unit.act}; it has {listed}; "
                 "profile a table that covers this space",

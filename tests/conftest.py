@@ -102,3 +102,19 @@ def small_arch(block: str, *, head: bool = True, num_classes: int = 10, name: st
         num_classes=num_classes,
         name=name,
     )
+
+
+def analytic_ms(u) -> float:
+    """Latency of a unit on a made-up but plausible device: it grows with the work, plus a fixed cost."""
+    side = -(-int(u.size) // u.stride)
+    work = int(u.c_in) * int(u.c_out) * u.kernel**2 * side**2 / (int(u.c_in) if u.op == "dwconv" else 1)
+    return 0.01 + work * 1e-8 + (0.002 if u.fused_add else 0.0)
+
+
+def synthetic_table(problem, calibration=None):
+    """A cost table of the made-up device covering ``problem``'s space (as ``deepmad profile`` would measure it)."""
+    from deepmad.profiling import profile_units
+    from hwmodels.table import CostTable, Row, TableMeta
+
+    rows = tuple(Row(u, 1, analytic_ms(u), 0.0, 5) for u in profile_units(problem))
+    return CostTable(TableMeta("test device", "analytic", calibration=calibration), rows)

@@ -17,6 +17,7 @@ from deepmad.architecture import Stage
 from deepmad.arrays import stage_arrays
 from deepmad.blocks import BLOCK_TYPES
 from deepmad.entropy import score
+from deepmad.latency import LatencyModel
 from deepmad.options import stage_options
 from deepmad.presets import PUBLISHED_FILES, preset
 from deepmad.problem import Problem
@@ -24,8 +25,9 @@ from deepmad.program import Tables, build_program
 from deepmad.search import local_search
 from deepmad.solve import solve
 from deepmad.space import DesignSpace
+from hwmodels.table import Calibration
 
-from conftest import PUBLISHED
+from conftest import PUBLISHED, synthetic_table
 
 BLOCKS = sorted(BLOCK_TYPES)
 
@@ -64,7 +66,7 @@ def test_stage_arrays_equal_the_scalar_accounting(block, stride, a8, c8, b, k, c
 def _pyomo_lp(problem, tables, bounds):
     m = build_program(problem, tables, bounds=bounds)
     pyo.TransformationFactory("core.relax_integer_vars").apply_to(m)
-    rows = [getattr(m, n) for n in ("flops", "params", "layers") if hasattr(m, n)] + list(m.rho.values())
+    rows = [getattr(m, n) for n in ("flops", "params", "layers", "latency") if hasattr(m, n)] + list(m.rho.values())
     m.elastic = pyo.Var(range(len(rows)), within=pyo.NonNegativeReals)
     for r, con in enumerate(rows):
         con.set_value(con.body - m.elastic[r] <= con.upper)
@@ -73,11 +75,19 @@ def _pyomo_lp(problem, tables, bounds):
     return res.incumbent_objective, colgen.keyed(res.solution_loader.get_duals())
 
 
+def _with_latency(problem: Problem, share: float) -> Problem:
+    """``problem`` with a latency budget on the made-up device: ``share`` of its free optimum's latency."""
+    model = LatencyModel.of(synthetic_table(problem, Calibration(1.0, 0.002, 0.3, 0.05, 0)))
+    free = solve(problem, method="milp")
+    return dataclasses.replace(problem, latency=share * model.predict(free.architecture).total_ms, latency_model=model)
+
+
 def _problems():
     space = _space("bottleneck")
     yield Problem(space, flops=2.5e7, params=1.2e5, rho=0.3)
     yield Problem(space, flops=2.5e7, params=1.2e5, rho=0.3, max_layers=14, max_depth_spread=1)
     yield Problem(_space("inverted_residual_se"), flops=6e6, params=8e4, rho=0.5, nondecreasing=False)
+    yield _with_latency(Problem(space, flops=2.5e7, params=1.2e5, rho=0.3), 0.8)
 
 
 @pytest.mark.parametrize("problem", list(_problems()))
@@ -116,6 +126,7 @@ def _tiny_problems():
     yield Problem(_space("bottleneck", **tiny), flops=1.2e7, params=4e4, rho=0.3)
     yield Problem(_space("inverted_residual_se", inner_ratio=(2.0, 3.0), **{**tiny, "kernels": (3,)}),
                   flops=5.3e6, params=2.9e4, rho=0.5, nondecreasing=False)
+    yield _with_latency(Problem(_space("bottleneck", **tiny), flops=1.2e7, params=4e4, rho=0.3), 0.85)
 
 
 @pytest.mark.parametrize("problem", list(_tiny_problems()))
@@ -152,6 +163,27 @@ def test_column_generation_proves_the_same_optimum_as_the_whole_program(block, f
     assert problem.check(large.architecture).objective == large.objective
 
 
+@pytest.mark.parametrize("block", ["bottleneck", "inverted_residual_se"])
+@pytest.mark.parametrize("share", [0.6, 0.85])
+def test_column_generation_with_a_latency_budget_proves_the_same_optimum(block, share):
+    space = _space(block)
+    free = solve(Problem(space, rho=0.5), method="milp")
+    problem = _with_latency(Problem(space, flops=0.7 * free.check.flops, params=0.7 * free.check.params, rho=0.5), share)
+    whole, large = solve(problem, method="milp"), solve(problem, method="colgen")
+    assert whole.status == large.status == "optimal"
+    assert large.objective == pytest.approx(whole.objective, rel=1e-5)
+    assert large.check.latency_ms <= problem.latency * (1 + 1e-9)
+
+
+def test_a_large_space_names_an_impossible_latency_and_the_smallest_one():
+    problem = _with_latency(Problem(_space("bottleneck"), flops=2.5e7, params=1.2e5, rho=0.3), 1.0)
+    least = colgen.smallest_costs(dataclasses.replace(problem, latency=None))["latency"]
+    solution = solve(dataclasses.replace(problem, latency=0.5 * least), method="colgen")
+    assert solution.status == "infeasible"
+    (short,) = solution.shortfalls
+    assert short.name == "latency" and short.smallest == pytest.approx(least)
+
+
 def test_local_search_designs_are_feasible_and_deterministic():
     problem = Problem(_space("bottleneck", channels=(16, 96)), flops=3e7, params=2e5, rho=0.3)
     a, b = local_search(problem, kicks=5), local_search(problem, kicks=5)
@@ -174,6 +206,8 @@ def test_smallest_costs_are_those_of_the_whole_program(problem):
     least = colgen.smallest_costs(problem)
     assert least["flops"] == _smallest(problem, "flops", 60)
     assert least["params"] == _smallest(problem, "params", 60)
+    if problem.latency_model is not None:
+        assert least["latency"] == pytest.approx(_smallest(problem, "latency", 60), rel=1e-9)
 
 
 def test_a_preset_with_an_impossible_budget_names_it_and_its_smallest_value():

@@ -25,25 +25,15 @@ from deepmad.space import DesignSpace
 from deepmad.units import parse_duration_ms
 from hwmodels import calibrate, table as tables
 from hwmodels.predict import Predictor, held_out
-from hwmodels.table import Calibration, CostTable, Row, TableError, TableMeta
+from hwmodels.table import Calibration, Row, TableError
 from hwmodels.tinynas import import_tinynas
 from hwmodels.units import Unit
+
+from conftest import synthetic_table
 
 V100 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tinynas" / "v100"
 SMALL = ["--block", "basic", "--strides", "2,2", "--resolution", "32", "--channels", "16:32",
          "--stem-channels", "16:16", "--depth", "1:2", "--kernels", "3"]
-
-
-def analytic_ms(u: Unit) -> float:
-    """A made-up but plausible device: time grows with the work, plus a fixed cost per unit."""
-    side = -(-int(u.size) // u.stride)
-    work = int(u.c_in) * int(u.c_out) * u.kernel**2 * side**2 / (int(u.c_in) if u.op == "dwconv" else 1)
-    return 0.01 + work * 1e-8 + (0.002 if u.fused_add else 0.0)
-
-
-def synthetic_table(problem: Problem, calibration: Calibration | None = None) -> CostTable:
-    rows = tuple(Row(u, 1, analytic_ms(u), 0.0, 5) for u in profile_units(problem))
-    return CostTable(TableMeta("test device", "analytic", calibration=calibration), rows)
 
 
 def small_problem(**kw) -> Problem:
@@ -260,7 +250,7 @@ def test_durations(text, ms):
         (["design", *SMALL, "--latency", "0ms", "--table", "x.jsonl"], "expected a positive duration"),
         (["design", *SMALL, "--latency", "3ms", "--table", "no-such-device"], "--table: no table file or device named 'no-such-device'"),
         (["latency", "a.json", "--table", "missing.jsonl"], "missing.jsonl: no such file"),
-        (["design", "--preset", "deepmad-r18", "--latency", "9ms", "--table", "{table}"], "--latency: a latency budget is solved by the whole program only"),
+        (["design", "--preset", "deepmad-r18", "--latency", "9ms", "--table", "{table}"], "t.jsonl: has no conv rows with kernel 1, stride 1, activation relu"),
     ],
 )
 def test_latency_usage_errors(capsys, argv, message, tmp_path, monkeypatch):
