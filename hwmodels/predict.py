@@ -127,6 +127,7 @@ class Predictor:
         self.batch = batch
         self._rows = grouped
         self._groups: dict[tuple, _Group] = {}
+        self._memo: dict[tuple, tuple[float, int]] = {}
         self.ops = frozenset(key[0] for key in grouped)
         self.extrapolated = 0
 
@@ -175,15 +176,26 @@ class Predictor:
 
     def ms(self, unit: Unit) -> np.ndarray:
         """Latency of ``unit`` in ms; its widths and size may be arrays (broadcast together)."""
+        scalar = all(np.ndim(v) == 0 for v in (unit.c_in, unit.c_out, unit.size))
+        if scalar:  # single units recur (scoring many designs): remember them
+            key = (unit.group, int(unit.c_in), int(unit.c_out), int(unit.size))
+            if key in self._memo:
+                value, outside = self._memo[key]
+                self.extrapolated += outside
+                return np.asarray(value)
         c_in, c_out, size = np.broadcast_arrays(*(np.asarray(v, dtype=np.int64) for v in (unit.c_in, unit.c_out, unit.size)))
         group = self._group(unit)
         if group is None:
-            return np.zeros(c_in.shape)
-        flat = np.stack([c_in.ravel(), c_out.ravel(), size.ravel()], axis=1)
-        unique, inverse = np.unique(self._blocked(unit, flat), axis=0, return_inverse=True)
-        est, outside = group(np.log(unique.astype(float)))
+            values, outside = np.zeros(c_in.shape), np.zeros(c_in.size, dtype=bool)
+        else:
+            flat = np.stack([c_in.ravel(), c_out.ravel(), size.ravel()], axis=1)
+            unique, inverse = np.unique(self._blocked(unit, flat), axis=0, return_inverse=True)
+            est, outside = group(np.log(unique.astype(float)))
+            values = np.exp(est)[inverse.ravel()].reshape(c_in.shape)
         self.extrapolated += int(outside.sum())
-        return np.exp(est)[inverse.ravel()].reshape(c_in.shape)
+        if scalar:
+            self._memo[key] = (float(values), int(outside.sum()))
+        return values
 
 
 def held_out(table: CostTable, *, fraction: float = 0.1, seed: int = 0, batch: int | None = None) -> np.ndarray:
