@@ -115,20 +115,26 @@ class LatencyModel:
 
     def predict(self, arch: Architecture) -> LatencyReport:
         before = self.predictor.extrapolated
-        parts: dict[str, float] = {}
-        uncovered = set()
         named = architecture_units(arch)
-        for name, unit in named:
-            parts[name] = parts.get(name, 0.0) + float(self.unit_ms(unit))
-            if not self.predictor.covers(unit.op):
-                uncovered.add(unit.op)
+        # One call per kind of unit: the predictor takes arrays.
+        kinds: dict[tuple, list[int]] = {}
+        for i, (_, unit) in enumerate(named):
+            kinds.setdefault(unit.group, []).append(i)
+        ms = np.zeros(len(named))
+        for (op, kernel, stride, fused, act), where in kinds.items():
+            units = [named[i][1] for i in where]
+            ms[where] = self.unit_ms(Unit(op, np.array([u.c_in for u in units]), np.array([u.c_out for u in units]), kernel, stride,
+                                          np.array([u.size for u in units]), fused, act))
+        parts: dict[str, float] = {}
+        for (name, _), value in zip(named, ms.tolist()):
+            parts[name] = parts.get(name, 0.0) + value
         fixed = self.calibration.fixed_ms
         return LatencyReport(
             total_ms=sum(parts.values()) + fixed,
             parts=parts,
             fixed_ms=fixed,
             units=len(named),
-            uncovered=tuple(sorted(uncovered)),
+            uncovered=tuple(sorted({u.op for _, u in named if not self.predictor.covers(u.op)})),
             extrapolated=self.predictor.extrapolated - before,
         )
 

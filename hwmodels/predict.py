@@ -127,7 +127,7 @@ class Predictor:
         self.batch = batch
         self._rows = grouped
         self._groups: dict[tuple, _Group] = {}
-        self._memo: dict[tuple, tuple[float, int]] = {}
+        self._known: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.ops = frozenset(key[0] for key in grouped)
         self.extrapolated = 0
 
@@ -175,27 +175,36 @@ class Predictor:
         return widths
 
     def ms(self, unit: Unit) -> np.ndarray:
-        """Latency of ``unit`` in ms; its widths and size may be arrays (broadcast together)."""
-        scalar = all(np.ndim(v) == 0 for v in (unit.c_in, unit.c_out, unit.size))
-        if scalar:  # single units recur (scoring many designs): remember them
-            key = (unit.group, int(unit.c_in), int(unit.c_out), int(unit.size))
-            if key in self._memo:
-                value, outside = self._memo[key]
-                self.extrapolated += outside
-                return np.asarray(value)
+        """Latency of ``unit`` in ms; its widths and size may be arrays (broadcast together).
+
+        Each group remembers the points it has predicted (sorted packed keys), so
+        the same units asked for again, in any shape of array, cost a lookup.
+        """
         c_in, c_out, size = np.broadcast_arrays(*(np.asarray(v, dtype=np.int64) for v in (unit.c_in, unit.c_out, unit.size)))
         group = self._group(unit)
         if group is None:
-            values, outside = np.zeros(c_in.shape), np.zeros(c_in.size, dtype=bool)
-        else:
-            flat = np.stack([c_in.ravel(), c_out.ravel(), size.ravel()], axis=1)
-            unique, inverse = np.unique(self._blocked(unit, flat), axis=0, return_inverse=True)
-            est, outside = group(np.log(unique.astype(float)))
-            values = np.exp(est)[inverse.ravel()].reshape(c_in.shape)
-        self.extrapolated += int(outside.sum())
-        if scalar:
-            self._memo[key] = (float(values), int(outside.sum()))
-        return values
+            return np.zeros(c_in.shape)
+        flat = self._blocked(unit, np.stack([c_in.ravel(), c_out.ravel(), size.ravel()], axis=1))
+        packed = (flat[:, 0] << 42) | (flat[:, 1] << 21) | flat[:, 2]
+        unique, inverse = np.unique(packed, return_inverse=True)
+        keys, values, outside = self._known.get(unit.group, _EMPTY)
+        at = np.minimum(np.searchsorted(keys, unique), max(len(keys) - 1, 0))
+        hit = (keys[at] == unique) if len(keys) else np.zeros(len(unique), dtype=bool)
+        if not hit.all():
+            new = unique[~hit]
+            coords = np.stack([new >> 42, (new >> 21) & _MASK, new & _MASK], axis=1)
+            est, out = group(np.log(coords.astype(float)))
+            keys, values, outside = (np.concatenate(x) for x in ((keys, new), (values, np.exp(est)), (outside, out)))
+            order = np.argsort(keys, kind="stable")
+            keys, values, outside = keys[order], values[order], outside[order]
+            self._known[unit.group] = (keys, values, outside)
+            at = np.searchsorted(keys, unique)
+        self.extrapolated += int(outside[at][inverse.ravel()].sum())
+        return values[at][inverse.ravel()].reshape(c_in.shape)
+
+
+_MASK = (1 << 21) - 1
+_EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=bool))
 
 
 def held_out(table: CostTable, *, fraction: float = 0.1, seed: int = 0, batch: int | None = None) -> np.ndarray:
