@@ -89,13 +89,16 @@ def _evaluate(layout: BlockLayout, side_in: int, convention: str, shape: tuple[i
     entropy = 0.0
     for conv in layout.convs:
         entropy = entropy + _log(conv.fan_in)
-    latency = model.units_ms(block_units(layout, side_in)) if model is not None else 0.0
+    if model is None:  # no latency model: zeros that take no memory (read-only)
+        latency = np.broadcast_to(np.zeros(()), shape)
+    else:
+        latency = np.broadcast_to(np.asarray(model.units_ms(block_units(layout, side_in)), dtype=float), shape).copy()
     return BlockArrays(
         np.broadcast_to(np.asarray(flops, dtype=np.int64), shape).copy(),
         np.broadcast_to(np.asarray(params, dtype=np.int64), shape).copy(),
         0.5 * np.broadcast_to(entropy, shape),
         len(layout.convs),
-        np.broadcast_to(np.asarray(latency, dtype=float), shape).copy(),
+        latency,
     )
 
 
@@ -165,7 +168,7 @@ def stage_arrays(problem: Problem, j: int, c: int) -> StageArrays | None:
         same = np.flatnonzero(inputs == c)
         if len(same):  # a first block that keeps the width: traced apart
             alike = _evaluate(traced_layout(space.block, c, c, k, stride, True, c, b), side_in, conv, (1, len(inner)), model)
-            for attr in ("flops", "params", "entropy", "latency"):
+            for attr in ("flops", "params", "entropy") + (("latency",) if model is not None else ()):
                 getattr(first, attr)[same] = getattr(alike, attr)
         firsts.append(first)
         rests.append(_evaluate(traced_layout(space.block, c, c, k, 1, False, c, inner), side_out, conv, (len(inner),), model))
@@ -176,7 +179,11 @@ def stage_arrays(problem: Problem, j: int, c: int) -> StageArrays | None:
         if space.head:
             row = conv_cost("head", Conv(c, space.head, 1), side_out, activation=True)
             head = (row.flops_tinynas if conv == "tinynas" else row.macs, row.params, 0.5 * math.log(c), 1, tail)
-    stack = lambda blocks, attr: np.stack([getattr(x, attr) for x in blocks], axis=-1)  # noqa: E731
+    def stack(blocks: list[BlockArrays], attr: str) -> np.ndarray:
+        if attr == "latency" and model is None:
+            return np.broadcast_to(np.zeros(()), (*blocks[0].flops.shape, len(blocks)))
+        return np.stack([getattr(x, attr) for x in blocks], axis=-1)
+
     lo, hi = space.depths[j]
     return StageArrays(
         stage=j,

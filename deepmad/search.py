@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from functools import lru_cache
+from collections import OrderedDict
 
 import numpy as np
 
@@ -50,7 +50,7 @@ class _Evaluator:
         side = problem.scoring.side(skeleton)
         self.r2 = [(side // level.reduction) ** 2 for level in self.levels]
         self.stem = {o.channels: o for o in stem_options(problem)}
-        self.arrays = lru_cache(maxsize=4096)(lambda j, c: stage_arrays(problem, j, c))
+        self.arrays = _ArrayCache(problem)
 
     def score(self, stem: int, widths: list, e: list, f: list, p: list, n: list, t: list, depths: list) -> tuple:
         """Violation and objective of designs; every argument but ``stem`` is a per-stage list of
@@ -86,6 +86,40 @@ class _Evaluator:
             spread = np.max(np.broadcast_arrays(*ds), axis=0) - np.min(np.broadcast_arrays(*ds), axis=0)
             violation = violation + np.maximum(0.0, spread - problem.max_depth_spread)
         return violation, objective
+
+
+class _ArrayCache:
+    """:func:`stage_arrays` by ``(stage, width)``, least recently used first out, holding at most
+    :data:`CACHE_BYTES` of arrays (a whole preset space's arrays take about 1.5 GB)."""
+
+    def __init__(self, problem: Problem):
+        self.problem = problem
+        self.held: OrderedDict[tuple[int, int], StageArrays | None] = OrderedDict()
+        self.bytes = 0
+
+    def __call__(self, j: int, c: int) -> StageArrays | None:
+        key = (j, c)
+        if key in self.held:
+            self.held.move_to_end(key)
+            return self.held[key]
+        arr = stage_arrays(self.problem, j, c)
+        self.held[key] = arr
+        self.bytes += _nbytes(arr)
+        while self.bytes > CACHE_BYTES and len(self.held) > 1:
+            _, old = self.held.popitem(last=False)
+            self.bytes -= _nbytes(old)
+        return arr
+
+
+CACHE_BYTES = 512 << 20
+
+
+def _nbytes(arr: StageArrays | None) -> int:
+    if arr is None:
+        return 0
+    blocks = (arr.first, arr.rest)
+    return sum(getattr(b, a).base.nbytes if getattr(b, a).base is not None else getattr(b, a).nbytes
+               for b in blocks for a in ("flops", "params", "entropy", "latency"))
 
 
 def _stage_terms(arr: StageArrays, ai: int, bi, ki, d):
