@@ -76,7 +76,7 @@ class Space:
         return not (i == len(self.levels) - 1 and self.problem.space.head)
 
 
-def space_bounds(space: Space) -> Bounds:
+def space_bounds(space: Space, *, deadline: float = math.inf) -> Bounds:
     """Bounds on ``S_i`` and ``D_i`` over the designs of the space that meet the budgets and rho0.
 
     ``s_max`` and the caps per end width are Lagrangian bounds. For a design
@@ -86,24 +86,45 @@ def space_bounds(space: Space) -> Bounds:
     and the largest value of the first three terms is a longest path over the
     width graph (:func:`_longest_paths`). A coarse grid of multipliers and a
     finer one around its best give the caps; without budgets or rho0 the
-    caps are the largest entropies the space allows.
+    caps are the largest entropies the space allows. Past ``deadline`` (a
+    ``time.perf_counter`` value) no further multipliers are tried: every cap
+    found so far is valid, only less tight.
     """
     problem = space.problem
     budget_f = math.floor(problem.flops) if problem.flops is not None else 0
     budget_p = math.floor(problem.params) if problem.params is not None else 0
     budget_t = latency_limit(problem) or 0.0
     lo, hi = [1], [1]
-    for j in range(space.nstages):
-        arrs = list(space.chunks(j))
-        lo.append(min(arr.layers(int(arr.depths[0])) for arr in arrs))
-        hi.append(max(arr.layers(int(arr.depths[-1])) for arr in arrs))
+    for j in range(space.nstages):  # one chunk at a time: a stage's arrays together take gigabytes
+        spans = [(arr.layers(int(arr.depths[0])), arr.layers(int(arr.depths[-1]))) for arr in space.chunks(j)]
+        lo.append(min(a for a, _ in spans))
+        hi.append(max(b for _, b in spans))
     ends = [level.last_stage + 2 for level in space.levels]
     layers = [(sum(lo[:e]), sum(hi[:e])) for e in ends]
     d_lo, d_hi = layers[-1]
     caps: dict[tuple[int, int], float] = {}
 
+    pass_seconds = [math.inf]  # the time of one pass with one multiplier setting, once measured
+
     def evaluate(grid: list[tuple[float, float, int]]) -> tuple[float, float, int]:
-        """Tighten the caps with every ``(t, mu, n)`` of ``grid``; the best one for the last prefix."""
+        """Tighten the caps with the ``(t, mu, n)`` of ``grid``; the best one tried for the last
+        prefix. All in one pass over the space when the time left allows it by the first pass's
+        time per setting, otherwise in smaller passes until ``deadline``."""
+        best, best_score, at = grid[0], math.inf, 0
+        while at < len(grid) and (at == 0 or time.perf_counter() < deadline):
+            left = deadline - time.perf_counter()
+            size = len(grid) if left == math.inf else max(1, min(len(grid) - at, int(left / pass_seconds[0])))
+            part = grid[at:at + size]
+            started = time.perf_counter()
+            score, where = min(zip(_tighten(part), range(len(part))))
+            if pass_seconds[0] == math.inf:
+                pass_seconds[0] = time.perf_counter() - started
+            if score < best_score:
+                best, best_score = part[where], score
+            at += size
+        return best
+
+    def _tighten(grid: list[tuple[float, float, int]]) -> list[float]:
         lams = [
             (t * 0.5 / budget_f if budget_f else 0.0, t * 0.5 / budget_p if budget_p else 0.0,
              t * 0.5 / budget_t if budget_t > 0 else 0.0, mu, mu * rho_slope(n, problem.rho) if problem.rho else 0.0)
@@ -118,10 +139,10 @@ def space_bounds(space: Space) -> Bounds:
                 for c, value in values[e].items():
                     caps[(i, c)] = min(caps.get((i, c), math.inf), value + offset)
             scores.append(max(values[space.nstages - 1].values()) + offset)
-        return grid[int(np.argmin(scores))]
+        return scores
 
     evaluate([(0.0, 0.0, d_lo)])
-    if budget_f or budget_p or budget_t or problem.rho:
+    if (budget_f or budget_p or budget_t or problem.rho) and time.perf_counter() < deadline:
         ts = [0.0] if not (budget_f or budget_p or budget_t) else list(np.geomspace(20.0, 500.0, 5))
         mus = [0.0] if not problem.rho else [0.0, 0.5, 1.5]
         ns = sorted({max(1, int(d_lo + q * (d_hi - d_lo))) for q in (0.3, 0.8)})
@@ -132,7 +153,8 @@ def space_bounds(space: Space) -> Bounds:
             for b in ((0.7, 1.0, 1.4) if problem.rho else (0.0,))
             for c in ((0.85, 1.0, 1.15) if problem.rho else (1.0,))
         ]
-        evaluate(finer)
+        if time.perf_counter() < deadline:
+            evaluate(finer)
     s_max = [max(v for (k, _), v in caps.items() if k == i) for i in range(len(space.levels))]
     return Bounds(s_max, layers, caps)
 
@@ -493,6 +515,9 @@ def _mix(center: dict, current: dict, weight: float) -> dict:
     return {k: weight * center.get(k, 0.0) + (1.0 - weight) * current.get(k, 0.0) for k in keys}
 
 
+BOUNDS_SHARE = 0.4
+"""Share of the column generation's time limit that the entropy caps may take."""
+
 PER_ROUND = 400
 """At most this many new options per stage and round (the best priced)."""
 
@@ -510,7 +535,7 @@ def generate(
     ``start_with``: a design of the space whose options join the first master."""
     start = time.perf_counter()
     space = Space(problem)
-    bounds = space_bounds(space)
+    bounds = space_bounds(space, deadline=start + BOUNDS_SHARE * time_limit)
     columns = seed(space)
     if start_with is not None:
         for j, o in enumerate(options_of(problem, start_with)):

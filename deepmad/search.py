@@ -212,13 +212,16 @@ class LocalSearch:
                 best = (key, stem, new)
         return best
 
-    def run(self, stem: int, stages: list[Choice], *, max_sweeps: int = 50) -> tuple[int, list[Choice]]:
-        """Climb from a start design until no single-stage move improves it."""
+    def run(self, stem: int, stages: list[Choice], *, max_sweeps: int = 50, deadline: float = math.inf) -> tuple[int, list[Choice]]:
+        """Climb from a start design until no single-stage move improves it (or ``deadline``, a
+        ``time.perf_counter`` value, passes)."""
         key = self.value(stem, stages)
         key = (key[0], -key[1])
         for _ in range(max_sweeps):
             improved = False
             for j in range(-1, self.nstages):
+                if time.perf_counter() > deadline:
+                    return stem, stages
                 found = self._move(stem, stages, j)
                 if found is not None and found[0] < (key[0], key[1] - 1e-9 * abs(key[1])):
                     key, stem, stages = found
@@ -258,12 +261,12 @@ def local_search(problem: Problem, *, kicks: int = 30, seconds: float = math.inf
     """A good design of ``problem`` (feasible when the search reaches the feasible region):
     the climb of :class:`LocalSearch`, then ``kicks`` times one or two stages' width, inner
     width and depth redrawn at random (from a generator seeded with ``seed``) followed by a
-    climb, keeping the best design. Deterministic unless ``seconds`` cuts the kicks short."""
+    climb, keeping the best design. Deterministic unless ``seconds`` cuts the climbs short."""
     ls = LocalSearch(problem)
     rng = np.random.default_rng(seed)
-    best = ls.run(*ls.start())
-    best_key = ls.value(*best)
     deadline = time.perf_counter() + seconds
+    best = ls.run(*ls.start(), deadline=deadline)
+    best_key = ls.value(*best)
     grid = problem.space.channel_grid()
     for _ in range(kicks):
         if time.perf_counter() > deadline:
@@ -279,7 +282,7 @@ def local_search(problem: Problem, *, kicks: int = 30, seconds: float = math.inf
                 continue
             inner = int(arr.inner[int(rng.integers(0, len(arr.inner)))])
             stages[j] = Choice(c, inner, old.kernel, int(rng.integers(lo, hi + 1)))
-        candidate = ls.run(stem, stages)
+        candidate = ls.run(stem, stages, deadline=deadline)
         key = ls.value(*candidate)
         if (key[0], -key[1]) < (best_key[0], -best_key[1]):
             best, best_key = candidate, key
