@@ -11,13 +11,18 @@ _SUFFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 _AMOUNT = re.compile(r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)([kKMGT]?)")
 
 
+def _positive(text: str, field: str, pattern: re.Pattern, scale: dict, forms: str) -> float:
+    """A positive finite number with an optional unit (``pattern`` groups: number, unit)."""
+    match = pattern.fullmatch(text.strip())
+    value = float(match.group(1)) * scale[match.group(2)] if match else math.nan
+    if not match or not math.isfinite(value) or value <= 0:
+        raise InputError(field, f"expected a positive {forms}, got {shown(text)}")
+    return value
+
+
 def parse_amount(text: str, field: str) -> float:
     """A positive finite amount; suffixes k, M, G, T multiply by 1e3, 1e6, 1e9, 1e12."""
-    match = _AMOUNT.fullmatch(text.strip())
-    value = float(match.group(1)) * _SUFFIX[match.group(2)] if match else math.nan
-    if not match or not math.isfinite(value) or value <= 0:
-        raise InputError(field, f"expected a positive amount such as 1.8G, 11.7M, 250k or 1.82e9, got {shown(text)}")
-    return value
+    return _positive(text, field, _AMOUNT, _SUFFIX, "amount such as 1.8G, 11.7M, 250k or 1.82e9")
 
 
 def parse_range(text: str, field: str) -> tuple[int, int]:
@@ -38,8 +43,4 @@ _TO_MS = {"ms": 1.0, None: 1.0, "s": 1e3, "us": 1e-3}
 
 def parse_duration_ms(text: str, field: str) -> float:
     """A positive finite duration in milliseconds: ``12ms``, ``12`` (ms), ``0.012s``, ``800us``."""
-    match = _DURATION.fullmatch(text.strip())
-    value = float(match.group(1)) * _TO_MS[match.group(2)] if match else math.nan
-    if not match or not math.isfinite(value) or value <= 0:
-        raise InputError(field, f"expected a positive duration such as 12ms, 12 (ms), 0.012s or 800us, got {shown(text)}")
-    return value
+    return _positive(text, field, _DURATION, _TO_MS, "duration such as 12ms, 12 (ms), 0.012s or 800us")

@@ -221,20 +221,21 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-def _lines(path: Path) -> list[str]:
+def read_text(path: Path) -> str:
+    """The UTF-8 text of a table file (at most :data:`MAX_BYTES`); :class:`TableError` otherwise."""
     try:
         with open(path, "rb") as fh:
             data = fh.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise TableError(str(path), "no such file") from None
     except IsADirectoryError:
-        raise TableError(str(path), "is a directory, not a cost table") from None
+        raise TableError(str(path), "is a directory, not a file") from None
     except OSError as exc:
         raise TableError(str(path), f"cannot be read ({exc.strerror})") from None
     if len(data) > MAX_BYTES:
         raise TableError(str(path), f"is larger than {MAX_BYTES:,} bytes")
     try:
-        return data.decode("utf-8").split("\n")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise TableError(str(path), "is not a UTF-8 text file") from None
 
@@ -267,7 +268,7 @@ def parse(lines: list[str], where: str) -> CostTable:
 
 def load(path: str | Path) -> CostTable:
     """Read and check the table at ``path``."""
-    return parse(_lines(Path(path)), str(path))
+    return parse(read_text(Path(path)).split("\n"), str(path))
 
 
 # -- writing -------------------------------------------------------------------

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .table import MAX_BYTES, MAX_INT, CostTable, Row, TableError, TableMeta
+from .table import MAX_INT, CostTable, Row, TableError, TableMeta, read_text
 from .units import Unit
 
 _LINE = re.compile(r"\{(Regular|Depthwise),(\d+),(\d+),(\d+),(\d+),(\d+),(\d+),(\d+),([01])\}[ \t]+(-1|[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)")
@@ -38,18 +38,7 @@ def import_tinynas(path: str | Path, *, device: str = "NVIDIA V100", dtype: str 
         if len(found) != 1:
             raise TableError(str(path), f"cannot tell the data type from the file name; give it ({', '.join(DTYPES)})")
         dtype = found[0]
-    try:
-        data = path.read_bytes()[: MAX_BYTES + 1]
-    except FileNotFoundError:
-        raise TableError(str(path), "no such file") from None
-    except OSError as exc:
-        raise TableError(str(path), f"cannot be read ({exc.strerror})") from None
-    if len(data) > MAX_BYTES:
-        raise TableError(str(path), f"is larger than {MAX_BYTES:,} bytes")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise TableError(str(path), "is not a UTF-8 text file") from None
+    text = read_text(path)
     rows: dict[tuple, Row] = {}
     failed = non_square = 0
     for number, line in enumerate(text.splitlines(), 1):
