@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hwmodels.atomic import write_bytes
+from hwmodels import files
 
 from .errors import InputError
 
@@ -16,19 +16,10 @@ MAX_INPUT_BYTES = 16 << 20
 def read_text(path: str | Path, *, max_bytes: int = MAX_INPUT_BYTES) -> str:
     """The UTF-8 text of ``path`` (at most ``max_bytes``); an :class:`InputError` naming the path otherwise."""
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(max_bytes + 1)
-        if len(data) > max_bytes:
-            raise InputError(str(path), f"is larger than {max_bytes:,} bytes; not an input file of deepmad")
-        return data.decode("utf-8")
-    except FileNotFoundError:
-        raise InputError(str(path), "no such file") from None
-    except IsADirectoryError:
-        raise InputError(str(path), "is a directory, not a file") from None
-    except UnicodeDecodeError:
-        raise InputError(str(path), "is not a UTF-8 text file") from None
-    except OSError as exc:
-        raise InputError(str(path), f"cannot be read ({exc.strerror})") from None
+        return files.read_text(path, max_bytes)
+    except ValueError as exc:
+        too_big = "; not an input file of deepmad" if str(exc).startswith("is larger") else ""
+        raise InputError(str(path), f"{exc}{too_big}") from None
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -38,7 +29,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part
-    (:func:`hwmodels.atomic.write_bytes`); a bad path is an :class:`InputError` naming it."""
+    (:func:`hwmodels.files.write_bytes`); a bad path is an :class:`InputError` naming it."""
     text_path = str(path)
     path = Path(path)
     if not text_path.strip() or text_path.endswith(os.sep) or path.name in ("", ".", ".."):
@@ -47,7 +38,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     if not folder.is_dir():
         raise InputError(str(path), f"folder {str(folder)!r} does not exist; create it first")
     try:
-        write_bytes(path, data)
+        files.write_bytes(path, data)
     except IsADirectoryError:
         raise InputError(str(path), "is a directory; give a file path") from None
     except OSError as exc:

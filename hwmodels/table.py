@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
-from .atomic import write_bytes
+from . import files
 from .units import ACTS, OPS, Unit
 
 FORMAT = "deepmad-cost-table"
@@ -224,20 +224,9 @@ def _reject_constant(name: str) -> None:
 def read_text(path: Path) -> str:
     """The UTF-8 text of a table file (at most :data:`MAX_BYTES`); :class:`TableError` otherwise."""
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise TableError(str(path), "no such file") from None
-    except IsADirectoryError:
-        raise TableError(str(path), "is a directory, not a file") from None
-    except OSError as exc:
-        raise TableError(str(path), f"cannot be read ({exc.strerror})") from None
-    if len(data) > MAX_BYTES:
-        raise TableError(str(path), f"is larger than {MAX_BYTES:,} bytes")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise TableError(str(path), "is not a UTF-8 text file") from None
+        return files.read_text(path, MAX_BYTES)
+    except ValueError as exc:
+        raise TableError(str(path), str(exc)) from None
 
 
 def parse(lines: list[str], where: str) -> CostTable:
@@ -292,7 +281,7 @@ def save(table: CostTable, path: str | Path) -> Path:
     path = Path(path)
     if not path.parent.is_dir():
         raise TableError(str(path), f"folder {str(path.parent)!r} does not exist; create it first")
-    write_bytes(path, dump(table).encode("utf-8"))
+    files.write_bytes(path, dump(table).encode("utf-8"))
     return path
 
 

@@ -1,10 +1,30 @@
-"""Writing files atomically: readers see the old file or the whole new one, never a part."""
+"""Reading text files with one-line reasons, and writing files atomically (readers see the old
+file or the whole new one, never a part)."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
+
+
+def read_text(path: str | Path, max_bytes: int) -> str:
+    """The UTF-8 text of ``path``; ``ValueError(reason)`` when it is missing, a folder, larger
+    than ``max_bytes``, not UTF-8 or unreadable (callers put the path and their error type on it)."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise ValueError(f"is larger than {max_bytes:,} bytes")
+        return data.decode("utf-8")
+    except FileNotFoundError:
+        raise ValueError("no such file") from None
+    except IsADirectoryError:
+        raise ValueError("is a directory, not a file") from None
+    except UnicodeDecodeError:
+        raise ValueError("is not a UTF-8 text file") from None
+    except OSError as exc:
+        raise ValueError(f"cannot be read ({exc.strerror})") from None
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
