@@ -63,14 +63,17 @@ class _Group:
         logs = np.log(np.maximum(ms, _FLOOR_MS))
         self.points = points
         self.values = np.bincount(inverse.ravel(), weights=logs) / np.bincount(inverse.ravel())
-        keep, fixed = [], []
+        keep, fixed, same = [], [], []
         for d in range(3):
             col = points[:, d]
+            twin = next((e for e in keep if np.array_equal(col, points[:, e])), None)
             if np.all(col == col[0]):
                 fixed.append(d)
-            elif not any(np.array_equal(col, points[:, e]) for e in keep):
+            elif twin is not None:
+                same.append((d, twin))
+            else:
                 keep.append(d)
-        self.keep, self.fixed = keep, fixed
+        self.keep, self.fixed, self.same = keep, fixed, same
         self.tree = cKDTree(points[:, keep]) if keep else None
         self.linear = None
         if len(keep) >= 2:
@@ -88,6 +91,8 @@ class _Group:
         match = np.ones(len(q), dtype=bool)
         for d in self.fixed:
             match &= q[:, d] == self.points[0, d]
+        for d, twin in self.same:  # measured only where these two coordinates are equal
+            match &= q[:, d] == q[:, twin]
         if match.any():
             qk = q[match][:, self.keep]
             if len(self.keep) >= 2 and self.linear is not None:

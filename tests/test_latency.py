@@ -319,3 +319,11 @@ def test_an_interrupted_profile_resumes_without_repeating_rows(tmp_path):
     assert after.rows[: len(before.rows)] == before.rows
     assert {r.unit for r in after.rows} == set(profile_units(Problem(space))) and len(after.rows) > len(before.rows)
     assert after.meta.threads == 1 and "perf_counter" in after.meta.protocol
+
+
+def test_a_coordinate_measured_only_on_the_diagonal_is_not_read_off_it():
+    rows = [Row(Unit("conv", c, c, 3, 1, 14, False, "relu"), 1, float(c)) for c in (16, 32, 64)]
+    p = Predictor(rows, batch=1)
+    assert p.ms(Unit("conv", 32, 32, 3, 1, 14, False, "relu")) == pytest.approx(32.0) and p.extrapolated == 0
+    p.ms(Unit("conv", 32, 64, 3, 1, 14, False, "relu"))  # off the measured diagonal: an extrapolation
+    assert p.extrapolated == 1
