@@ -23,7 +23,7 @@ from .architecture import Architecture
 from .blocks import BLOCK_TYPES
 from .entropy import Scoring
 from .errors import DeepmadError, InputError, shown
-from .files import atomic_write_text
+from .files import atomic_write_text, refuse_existing
 from .latency import LatencyModel, find_table, installed_tables, load_model, tables_dir
 from .presets import PRESETS, preset
 from .problem import Problem
@@ -114,9 +114,13 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from generators import pytorch  # torch is imported only where a model is built
 
     arch = _load_architecture(args)
-    path = pytorch.write(arch, args.out, verify=args.verify)
-    print(f"wrote {path}" + (" (verified with torch)" if args.verify else ""))
+    text = pytorch.verified(arch) if args.verify else pytorch.render(arch)
+    _report_write(args.out, atomic_write_text(args.out, text, force=args.force), " (verified with torch)" if args.verify else "")
     return 0
+
+
+def _report_write(path: str, written: bool, detail: str = "") -> None:
+    print(f"wrote {path}{detail}" if written else f"{path} is unchanged (it already holds this content)")
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
@@ -125,8 +129,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     if args.out == "-":
         sys.stdout.write(text)
     else:
-        atomic_write_text(args.out, text)
-        print(f"wrote {args.out}")
+        _report_write(args.out, atomic_write_text(args.out, text, force=args.force))
     return 0
 
 
@@ -189,6 +192,9 @@ _DESIGN_OPTIONS = {
 
 
 def _cmd_design(args: argparse.Namespace) -> int:
+    # The outputs depend on the solve: an existing one needs --force, checked before solving.
+    refuse_existing(args.out, force=args.force)
+    refuse_existing(None if args.json == "-" else args.json, force=args.force)
     try:
         problem = _problem(args)
         progress = args.progress if args.progress is not None else sys.stdout.isatty() and args.json != "-"
@@ -205,18 +211,19 @@ def _cmd_design(args: argparse.Namespace) -> int:
         if args.out:
             from generators import pytorch
 
-            pytorch.write(solution.architecture, args.out, verify=args.verify)
+            pytorch.write(solution.architecture, args.out, verify=args.verify, force=True)
     if args.json == "-":
         print(json.dumps(out, indent=2))
     elif args.json:
-        atomic_write_text(args.json, json.dumps(out, indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps(out, indent=2) + "\n", force=True)
     if solution.architecture is None:
         reasons = "; ".join(s.message for s in solution.shortfalls) or "each budget alone is reachable, but not all of them together"
         print(f"deepmad: infeasible: no design of the space meets the budgets: {reasons}", file=sys.stderr)
         return 1
     if args.json != "-":
         print(
-            f"{solution.status}: objective {solution.objective:.4f}, bound {solution.bound:.4f}, gap {solution.gap:.2e}, "
+            f"{solution.status}{'' if solution.status == 'optimal' else ' (not proven optimal)'}: "
+            f"objective {solution.objective:.4f}, bound {solution.bound:.4f}, gap {solution.gap:.2e}, "
             f"{solution.solve_seconds:.2f} s" + (f"; wrote {args.out}" if args.out else "")
         )
         print(table(solution.architecture, out["metrics"]))
@@ -246,7 +253,7 @@ def _cmd_latency(args: argparse.Namespace) -> int:
 
 
 def _cmd_import_table(args: argparse.Namespace) -> int:
-    from hwmodels.table import save
+    from hwmodels.table import dump
     from hwmodels.tinynas import import_tinynas
 
     imported = import_tinynas(args.file, dtype=args.dtype, device=args.device)
@@ -259,9 +266,9 @@ def _cmd_import_table(args: argparse.Namespace) -> int:
             raise InputError("--name", f"must be letters, digits, '-', '_' or '.', got {name!r}")
         tables_dir().mkdir(parents=True, exist_ok=True)
         path = tables_dir() / f"{name}.jsonl"
-    save(table, path)
-    print(f"imported {len(table.rows):,} rows ({imported.failed:,} failed measurements left out) to {path}"
-          + ("" if args.out else f"; use it as --table {name}"))
+    written = atomic_write_text(path, dump(table), force=args.force)
+    print(f"imported {len(table.rows):,} rows ({imported.failed:,} failed measurements left out) "
+          + (f"to {path}" if written else f"; {path} already holds them") + ("" if args.out else f"; use it as --table {name}"))
     return 0
 
 
@@ -301,6 +308,8 @@ def _cmd_latency_check(args: argparse.Namespace) -> int:
 
     from . import latencycheck
 
+    refuse_existing(args.json, force=args.force)
+    refuse_existing(args.plot, force=args.force)
     path = find_table(args.table)
     table = load(path)
     here = local_meta(device=args.device, threads=table.meta.threads)
@@ -312,7 +321,7 @@ def _cmd_latency_check(args: argparse.Namespace) -> int:
               f"median error {figures['median_abs']:.2f} %, within 5/10/15 %: "
               f"{figures['within_5']:.1f} / {figures['within_10']:.1f} / {figures['within_15']:.1f} %, RMSPE {figures['rmspe']:.1f} %")
         if args.json:
-            atomic_write_text(args.json, json.dumps({"mode": "held_out", "table": str(path), **figures}, indent=2) + "\n")
+            atomic_write_text(args.json, json.dumps({"mode": "held_out", "table": str(path), **figures}, indent=2) + "\n", force=True)
         return 0
     problem = _problem(args)
     model = LatencyModel.of(table, batch=args.batch, name=path.stem)
@@ -327,7 +336,7 @@ def _cmd_latency_check(args: argparse.Namespace) -> int:
         print(f"wrote {args.plot}")
     if args.json:
         rows = [{"name": n, "predicted_ms": p, "measured_ms": m} for n, p, m in zip(result.names, result.predicted, result.measured)]
-        atomic_write_text(args.json, json.dumps({"mode": "end_to_end", "table": str(path), **f, "designs": rows}, indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps({"mode": "end_to_end", "table": str(path), **f, "designs": rows}, indent=2) + "\n", force=True)
     return 0
 
 
@@ -402,7 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="write a standalone PyTorch model file")
     _add_architecture_args(p)
     p.add_argument("-o", "--out", required=True, metavar="PATH", help="model file to write (.py)")
-    p.add_argument("--verify", action="store_true", help="build the model with torch and check params and MACs before writing")
+    p.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
+                   help="build the model with torch and check params and MACs before writing (default: on)")
+    p.add_argument("--force", action="store_true", help="replace an existing output file with other content")
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("design", help="solve a design problem exactly and write the model file")
@@ -417,7 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "generation bound, reduced-cost fixing, exact MILP on what is left); auto (default): "
                         "milp for small spaces")
     p.add_argument("-o", "--out", metavar="PATH", help="write the model file here")
-    p.add_argument("--verify", action="store_true", help="check the model file with torch before writing it")
+    p.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
+                   help="check the model file with torch before writing it (default: on)")
+    p.add_argument("--force", action="store_true", help="replace existing output files (checked before solving)")
     p.add_argument("--json", metavar="PATH", help="write the result as JSON ('-' for standard output)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="show the solver's log: incumbent, bound, gap, elapsed (default: on a terminal)")
@@ -450,6 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--held-out", action="store_true", help="predict rows left out of the interpolation instead of measuring")
     p.add_argument("--fraction", type=float, default=0.1, help="share of rows held out (default 0.1)")
     p.add_argument("--json", metavar="PATH", help="write the figures as JSON")
+    p.add_argument("--force", action="store_true", help="replace existing output files (checked before measuring)")
     p.set_defaults(func=_cmd_latency_check)
 
     p = sub.add_parser("import-table", help="import a TinyNAS op-profiler table (conv_data.<dtype>.out) as a device")
@@ -458,6 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=("fp32", "fp16", "int8"), help="data type (default: from the file name)")
     p.add_argument("--device", default="NVIDIA V100", help="device recorded in the table (default 'NVIDIA V100')")
     p.add_argument("-o", "--out", metavar="PATH", help="write the table here instead of installing it")
+    p.add_argument("--force", action="store_true", help="replace an existing output file with other content")
     p.set_defaults(func=_cmd_import_table)
 
     p = sub.add_parser("tables", help="list the installed cost tables")
@@ -470,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_architecture_args(p)
     p.add_argument("--to", choices=("json", "tinynas"), required=True, help="output format")
     p.add_argument("-o", "--out", default="-", metavar="PATH", help="output file (default: standard output)")
+    p.add_argument("--force", action="store_true", help="replace an existing output file with other content")
     p.set_defaults(func=_cmd_convert)
     return parser
 

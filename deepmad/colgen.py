@@ -35,7 +35,9 @@ from dataclasses import dataclass
 
 import highspy
 import numpy as np
+from pyomo.common.tee import capture_output
 
+from . import interrupt
 from .architecture import Architecture
 from .errors import DeepmadError
 from .arrays import StageArrays, stage_arrays
@@ -111,7 +113,7 @@ def space_bounds(space: Space, *, deadline: float = math.inf) -> Bounds:
         prefix. All in one pass over the space when the time left allows it by the first pass's
         time per setting, otherwise in smaller passes until ``deadline``."""
         best, best_score, at = grid[0], math.inf, 0
-        while at < len(grid) and (at == 0 or time.perf_counter() < deadline):
+        while at < len(grid) and (at == 0 or not interrupt.past(deadline)):
             left = deadline - time.perf_counter()
             # A pass costs about one single-setting pass plus SETTING_SHARE of it per setting.
             affordable = (left / pass_seconds[0] - 1.0) / SETTING_SHARE if left < math.inf else math.inf
@@ -144,7 +146,7 @@ def space_bounds(space: Space, *, deadline: float = math.inf) -> Bounds:
         return scores
 
     evaluate([(0.0, 0.0, d_lo)])
-    if (budget_f or budget_p or budget_t or problem.rho) and time.perf_counter() < deadline:
+    if (budget_f or budget_p or budget_t or problem.rho) and not interrupt.past(deadline):
         ts = [0.0] if not (budget_f or budget_p or budget_t) else list(np.geomspace(20.0, 500.0, 5))
         mus = [0.0] if not problem.rho else [0.0, 0.5, 1.5]
         ns = sorted({max(1, int(d_lo + q * (d_hi - d_lo))) for q in (0.3, 0.8)})
@@ -155,7 +157,7 @@ def space_bounds(space: Space, *, deadline: float = math.inf) -> Bounds:
             for b in ((0.7, 1.0, 1.4) if problem.rho else (0.0,))
             for c in ((0.85, 1.0, 1.15) if problem.rho else (1.0,))
         ]
-        if time.perf_counter() < deadline:
+        if not interrupt.past(deadline):
             evaluate(finer)
     s_max = [max(v for (k, _), v in caps.items() if k == i) for i in range(len(space.levels))]
     return Bounds(s_max, layers, caps)
@@ -304,7 +306,8 @@ class Master:
         self.space, self.bounds = space, bounds
         s_max, layer_range = bounds.s_max, bounds.layers
         problem = space.problem
-        self.h = highspy.Highs()
+        with capture_output(capture_fd=True):  # highspy prints a banner on standard output when made
+            self.h = highspy.Highs()
         self.h.setOptionValue("output_flag", False)
         self.h.setOptionValue("random_seed", 0)
         self.h.setOptionValue("threads", 1)
@@ -599,7 +602,7 @@ def generate(
             center = current if center is None else _mix(center, current, SMOOTHING)
         best.lp, best.rounds, best.columns = lp, rounds, [list(c) for c in columns]
         close = best.bound - max(lp, floor) <= tolerance * abs(best.bound)
-        if close or added == 0 or time.perf_counter() - start > time_limit:
+        if close or added == 0 or time.perf_counter() - start > time_limit or interrupt.requested():
             break
     assert best is not None
     best.seconds = time.perf_counter() - start

@@ -33,6 +33,12 @@ class InputError(DeepmadError, ValueError):
         return type(self)(joined, self.message)
 
 
+class Interrupted(DeepmadError):
+    """Ctrl-C stopped a run before it had anything to return. Exit status 130 (the shell's for SIGINT)."""
+
+    exit_status = 130
+
+
 def shown(value: object, limit: int = 60) -> str:
     """``repr(value)`` for an error message, shortened; never fails (huge ints included)."""
     try:

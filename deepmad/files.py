@@ -22,14 +22,18 @@ def read_text(path: str | Path, *, max_bytes: int = MAX_INPUT_BYTES) -> str:
         raise InputError(str(path), f"{exc}{too_big}") from None
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
+def atomic_write_text(path: str | Path, text: str, *, force: bool = True) -> bool:
     """Write ``text`` to ``path`` (UTF-8, ``\n`` line ends) as :func:`atomic_write_bytes` does."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+    return atomic_write_bytes(path, text.encode("utf-8"), force=force)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+def atomic_write_bytes(path: str | Path, data: bytes, *, force: bool = True) -> bool:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part
-    (:func:`hwmodels.files.write_bytes`); a bad path is an :class:`InputError` naming it."""
+    (:func:`hwmodels.files.write_bytes`); a bad path is an :class:`InputError` naming it.
+
+    Without ``force`` an existing file is replaced only by the same bytes: then it is left as it
+    is and the result is ``False``; other content is an :class:`InputError` (exit status 2) that
+    asks for ``--force``. Returns ``True`` when the file was written."""
     text_path = str(path)
     path = Path(path)
     if not text_path.strip() or text_path.endswith(os.sep) or path.name in ("", ".", ".."):
@@ -37,9 +41,25 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     folder = path.parent
     if not folder.is_dir():
         raise InputError(str(path), f"folder {str(folder)!r} does not exist; create it first")
+    if not force and path.is_file():
+        try:
+            with open(path, "rb") as fh:
+                if fh.read(len(data) + 1) == data:
+                    return False
+        except OSError:  # unreadable: not known to be the same
+            pass
+        raise InputError(str(path), "exists with other content; pass --force to replace it")
     try:
         files.write_bytes(path, data)
     except IsADirectoryError:
         raise InputError(str(path), "is a directory; give a file path") from None
     except OSError as exc:
         raise InputError(str(path), f"cannot be written ({exc.strerror})") from None
+    return True
+
+
+def refuse_existing(path: str | Path | None, *, force: bool) -> None:
+    """An :class:`InputError` when ``path`` names an existing file and ``force`` is not given: for
+    outputs whose content is known only after a long run (a solve, a measurement), checked first."""
+    if path is not None and not force and os.path.lexists(path) and not os.path.isdir(path):
+        raise InputError(str(path), "exists; pass --force to replace it")

@@ -21,6 +21,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from . import interrupt
 from .architecture import Architecture
 from .arrays import StageArrays, stage_arrays
 from .options import assemble, stem_options
@@ -220,7 +221,7 @@ class LocalSearch:
         for _ in range(max_sweeps):
             improved = False
             for j in range(-1, self.nstages):
-                if time.perf_counter() > deadline:
+                if interrupt.past(deadline):
                     return stem, stages
                 found = self._move(stem, stages, j)
                 if found is not None and found[0] < (key[0], key[1] - 1e-9 * abs(key[1])):
@@ -269,7 +270,7 @@ def local_search(problem: Problem, *, kicks: int = 30, seconds: float = math.inf
     best_key = ls.value(*best)
     grid = problem.space.channel_grid()
     for _ in range(kicks):
-        if time.perf_counter() > deadline:
+        if interrupt.past(deadline):
             break
         stem, stages = best[0], list(best[1])
         for _ in range(int(rng.integers(1, 3))):

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from .architecture import Architecture
 from .problem import Check
 
-Status = Literal["optimal", "time_limit", "infeasible"]
+Status = Literal["optimal", "time_limit", "interrupted", "infeasible"]
 
 
 @dataclass(frozen=True)

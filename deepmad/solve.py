@@ -10,6 +10,7 @@ the space cannot meet and the smallest value of each it allows.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import time
 
@@ -18,14 +19,17 @@ import pyomo.environ as pyo
 from pyomo.contrib.solver.common.factory import SolverFactory
 from pyomo.contrib.solver.common.results import SolutionStatus
 
-from .errors import DeepmadError, InputError
-from . import colgen
+from .errors import DeepmadError, InputError, Interrupted
+from . import colgen, interrupt
 from .options import assemble, pareto, stem_options
 from .search import local_search
 from .presets import preset
 from .problem import Problem
 from .program import FLOPS_UNIT, Tables, build_program, picked
 from .solution import Shortfall, Solution
+
+# HiGHS's status after a cancel (Ctrl-C) is one Pyomo does not name; it warns, and the result is still read.
+logging.getLogger("pyomo.contrib.solver.solvers.highs").setLevel(logging.ERROR)
 
 MAX_OPTIONS = 2_000_000
 """Largest space (in stage options) the ``"milp"`` method states whole."""
@@ -41,17 +45,20 @@ def _highs(m: pyo.ConcreteModel, time_limit: float, gap: float, progress: bool =
     # HiGHS keeps one thread scheduler per process, set up by the first run with that run's
     # thread count; start a fresh one so that one thread is always what runs.
     highspy.Highs.resetGlobalScheduler(True)
+    if interrupt.requested():
+        raise Interrupted("interrupted before any design was found")
     solver = SolverFactory("highs")
-    return solver.solve(
-        m,
-        tee=progress,
-        time_limit=time_limit,
-        rel_gap=gap,
-        threads=1,
-        load_solutions=False,
-        raise_exception_on_nonoptimal_result=False,
-        solver_options={"random_seed": 0, "mip_feasibility_tolerance": 1e-9, "primal_feasibility_tolerance": 1e-9},
-    )
+    with interrupt.running(solver):
+        return solver.solve(
+            m,
+            tee=progress,
+            time_limit=time_limit,
+            rel_gap=gap,
+            threads=1,
+            load_solutions=False,
+            raise_exception_on_nonoptimal_result=False,
+            solver_options={"random_seed": 0, "mip_feasibility_tolerance": 1e-9, "primal_feasibility_tolerance": 1e-9},
+        )
 
 
 def _has_solution(result) -> bool:
@@ -69,7 +76,11 @@ def solve(
     HiGHS; ``"colgen"`` works on spaces of any size (:mod:`deepmad.colgen`: a local search for
     a design, column generation for a bound, reduced-cost fixing, then the exact MILP over
     the options left); ``"auto"`` picks ``"milp"`` for spaces of at most :data:`WHOLE`
-    options. Raises :class:`InputError` for a space too large for the ``"milp"`` method."""
+    options. Raises :class:`InputError` for a space too large for the ``"milp"`` method.
+
+    Ctrl-C (SIGINT, in the main thread) stops the solve early: the best design found so far
+    comes back with its bound and gap and status ``"interrupted"``; :class:`Interrupted` when
+    none was found yet. A second Ctrl-C raises :class:`KeyboardInterrupt`."""
     if isinstance(problem, str):
         problem = preset(problem)
     if not (isinstance(time_limit, (int, float)) and math.isfinite(time_limit) and time_limit > 0):
@@ -79,20 +90,35 @@ def solve(
     if method not in ("auto", "milp", "colgen"):
         raise InputError("method", f"must be 'auto', 'milp' or 'colgen', got {method!r}")
     count = problem.space.option_count()
-    if method == "colgen" or (method == "auto" and count > WHOLE):
-        return _solve_large(problem, time_limit, gap, progress)
-    if count > MAX_OPTIONS:
+    if method == "milp" and count > MAX_OPTIONS:
         raise InputError(
             "space",
             f"has up to {count:,} stage options; the exact program handles at most {MAX_OPTIONS:,}: "
             "narrow the channel, inner, kernel or depth ranges",
         )
+    with interrupt.catching():
+        if method == "colgen" or (method == "auto" and count > WHOLE):
+            return _solve_large(problem, time_limit, gap, progress)
+        return _solve_whole(problem, time_limit, gap, progress)
+
+
+def _status(objective: float, bound: float, gap: float) -> str:
+    """``"optimal"`` when ``bound`` proves ``objective`` within ``gap``, else why the solve stopped."""
+    if bound - objective <= gap * abs(bound) + 1e-9:
+        return "optimal"
+    return "interrupted" if interrupt.requested() else "time_limit"
+
+
+def _solve_whole(problem: Problem, time_limit: float, gap: float, progress: bool) -> Solution:
+    """The ``"milp"`` method (see :func:`solve`)."""
     start = time.perf_counter()
     tables = Tables.of(problem)
     m = build_program(problem, tables)
     result = _highs(m, time_limit, gap, progress)
     seconds = time.perf_counter() - start
     if not _has_solution(result):
+        if interrupt.requested():
+            raise Interrupted(f"interrupted after {seconds:.1f} s, before any design was found")
         if "infeasible" in str(result.termination_condition).lower():
             return Solution("infeasible", None, None, -math.inf, seconds, "milp-highs", _shortfalls(problem, time_limit))
         raise DeepmadError(f"no feasible design found within {time_limit:g} s ({result.termination_condition}); raise --time-limit")
@@ -103,8 +129,7 @@ def solve(
         raise DeepmadError(f"internal error: the solver's design breaks {', '.join(v.message for v in check.violations)}")
     bound = result.objective_bound if result.objective_bound is not None else math.inf
     bound = max(bound, check.objective)
-    proven = (bound - check.objective) <= gap * abs(bound) + 1e-9
-    return Solution("optimal" if proven else "time_limit", arch, check, bound, seconds, "milp-highs")
+    return Solution(_status(check.objective, bound, gap), arch, check, bound, seconds, "milp-highs")
 
 
 def _smallest(problem: Problem, attr: str, time_limit: float) -> float:
@@ -146,6 +171,7 @@ def _smallest_rho(problem: Problem, time_limit: float) -> float:
 
 
 def _shortfalls(problem: Problem, time_limit: float) -> tuple[Shortfall, ...]:
+    """The budgets the space cannot meet, each with the smallest value it allows."""
     out = []
     budgets = (("flops", problem.flops), ("params", problem.params), ("rho", problem.rho), ("layers", problem.max_layers), ("latency", problem.latency))
     for name, limit in budgets:
@@ -153,6 +179,8 @@ def _shortfalls(problem: Problem, time_limit: float) -> tuple[Shortfall, ...]:
             least = _smallest_rho(problem, time_limit) if name == "rho" else _smallest(problem, name, time_limit)
             if least > limit:
                 out.append(Shortfall(name, limit, least))
+    if interrupt.requested():  # a cancelled min-cost solve says nothing
+        raise Interrupted("interrupted while finding the smallest value of each budget")
     return tuple(out)
 
 
@@ -180,7 +208,7 @@ def _solve_large(problem: Problem, time_limit: float, gap: float, progress: bool
         problem, time_limit=0.85 * left(), tolerance=gap, floor=floor, start_with=arch if found else None, log=log
     )
     bound = result.bound
-    if found and bound - check.objective > gap * abs(bound):
+    if found and bound - check.objective > gap * abs(bound) and not interrupt.requested():
         kept = colgen.survivors(problem, result, check.objective, limit=MAX_SURVIVORS)
         if log:
             left_ = f"more than {MAX_SURVIVORS:,}" if kept is None else f"{sum(len(k) for k in kept):,}"
@@ -202,7 +230,8 @@ def _solve_large(problem: Problem, time_limit: float, gap: float, progress: bool
             bound = min(bound, max(milp_bound, check.objective))
     seconds = time.perf_counter() - start
     if not found and not check.feasible:
+        if interrupt.requested():
+            raise Interrupted(f"interrupted after {seconds:.1f} s, before any design was found")
         raise DeepmadError(f"no feasible design found within {time_limit:g} s; raise --time-limit, or loosen the budgets")
     bound = max(bound, check.objective)
-    proven = bound - check.objective <= gap * abs(bound) + 1e-9
-    return Solution("optimal" if proven else "time_limit", arch, check, bound, seconds, "colgen-highs")
+    return Solution(_status(check.objective, bound, gap), arch, check, bound, seconds, "colgen-highs")

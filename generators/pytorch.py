@@ -119,21 +119,27 @@ def measure(text: str) -> dict[str, int]:
     return {"params": sum(p.numel() for p in model.parameters()), "macs": counter.get_total_flops() // 2}
 
 
-def write(arch: Architecture, path: str | Path, *, verify: bool = False) -> Path:
+def verified(arch: Architecture) -> str:
+    """The model file text for ``arch``, after building the model with torch and checking that its
+    parameter count and MACs equal the accounting's; a mismatch raises
+    :class:`~deepmad.errors.DeepmadError`."""
+    text = render(arch)
+    c = costs(arch)
+    measured = measure(text)
+    expected = {"params": c.params_with_classifier, "macs": c.macs_with_classifier}
+    if measured != expected:
+        raise DeepmadError(f"generated model does not match the accounting: measured {measured}, expected {expected}")
+    return text
+
+
+def write(arch: Architecture, path: str | Path, *, verify: bool = False, force: bool = True) -> Path:
     """Write the model file for ``arch`` to ``path`` atomically; returns the path.
 
-    With ``verify``, first build the model with torch and check that its
-    parameter count and MACs equal the accounting's; on a mismatch raise
-    :class:`~deepmad.errors.DeepmadError` and write nothing.
+    With ``verify``, first check the model with torch (:func:`verified`); on a mismatch nothing
+    is written. Without ``force``, an existing file with other content is refused
+    (:func:`deepmad.files.atomic_write_text`).
     """
-    text = render(arch)
-    if verify:
-        c = costs(arch)
-        measured = measure(text)
-        expected = {"params": c.params_with_classifier, "macs": c.macs_with_classifier}
-        if measured != expected:
-            raise DeepmadError(f"generated model does not match the accounting: measured {measured}, expected {expected}")
-    atomic_write_text(path, text)
+    atomic_write_text(path, verified(arch) if verify else render(arch), force=force)
     return Path(path)
 
 

@@ -4,6 +4,7 @@ file or the whole new one, never a part)."""
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 from pathlib import Path
 
@@ -30,24 +31,67 @@ def read_text(path: str | Path, max_bytes: int) -> str:
 def write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to a temporary file in ``path``'s folder, flush it to disk and rename it over
     ``path`` (keeping the replaced file's permissions); on any failure the temporary file is
-    removed and the error (an ``OSError`` for file-system failures) propagates."""
+    removed and the error (an ``OSError`` for file-system failures) propagates.
+
+    Where Linux allows it the temporary file is unnamed (``O_TMPFILE``) while it is written and
+    is given a name only for the rename, so a process killed while writing leaves nothing behind."""
     path = Path(path)
     folder = path.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    mode = _mode_for(path)
+    fd = _unnamed(folder)
+    if fd is not None:
+        tmp = folder / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        try:
+            _write_all(fd, data, mode)
+            os.link(f"/proc/self/fd/{fd}", tmp, follow_symlinks=True)
+            linked = True
+        except OSError:  # /proc is not mounted, or the file system refuses: write a named file
+            linked = False
+        finally:
+            os.close(fd)
+        if linked:
+            _rename(tmp, path)
+            return
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _mode_for(path))
+        _write_all(fd, data, mode)
+    except BaseException:
+        os.close(fd)
+        os.unlink(name)
+        raise
+    os.close(fd)
+    _rename(Path(name), path)
+
+
+def _unnamed(folder: Path) -> int | None:
+    """A file descriptor of a new unnamed file in ``folder``, or ``None`` where that is not possible."""
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None:
+        return None
+    try:
+        return os.open(folder, flag | os.O_WRONLY, 0o600)
+    except OSError:
+        return None
+
+
+def _write_all(fd: int, data: bytes, mode: int) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.fchmod(fd, mode)
+    os.fsync(fd)
+
+
+def _rename(tmp: Path, path: Path) -> None:
+    try:
         os.replace(tmp, path)
-        _fsync_folder(folder)
     except BaseException:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
+    _fsync_folder(path.parent)
 
 
 def _mode_for(path: Path) -> int:

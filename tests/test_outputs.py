@@ -1,0 +1,176 @@
+"""Output files: never clobbered without --force, never half-written, the same bytes on every run;
+and a solve stopped by Ctrl-C still hands back its best design."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from deepmad import Architecture
+from deepmad.cli import main
+from hwmodels import files
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "bottleneck-example.json"
+SMALL = ["--block", "basic", "--strides", "2,2", "--resolution", "32", "--channels", "16:32",
+         "--stem-channels", "16:16", "--depth", "1:2", "--kernels", "3", "--flops", "2M"]
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["generate", str(EXAMPLE), "--no-verify", "-o", "{out}"],
+        ["convert", str(EXAMPLE), "--to", "tinynas", "-o", "{out}"],
+    ],
+    ids=["generate", "convert"],
+)
+def test_an_existing_file_is_replaced_only_by_the_same_content_or_with_force(tmp_path, capsys, command):
+    out = tmp_path / "out.txt"
+    argv = [a.replace("{out}", str(out)) for a in command]
+    assert run(capsys, *argv)[0] == 0
+    first = out.read_bytes()
+    inode = out.stat().st_ino
+
+    status, stdout, _ = run(capsys, *argv)  # the same content: left as it is
+    assert status == 0 and "is unchanged" in stdout and out.stat().st_ino == inode
+
+    out.write_text("someone else's file\n")
+    status, _, err = run(capsys, *argv)
+    assert status == 2 and err == f"deepmad: error: {out}: exists with other content; pass --force to replace it\n"
+    assert out.read_text() == "someone else's file\n"
+
+    assert run(capsys, *argv, "--force")[0] == 0
+    assert out.read_bytes() == first
+    assert listing(tmp_path) == ["out.txt"]
+
+
+def test_design_refuses_existing_outputs_before_solving(tmp_path, capsys):
+    model, result = tmp_path / "model.py", tmp_path / "result.json"
+    model.write_text("keep me\n")
+    started = time.perf_counter()
+    status, _, err = run(capsys, "design", "--preset", "deepmad-r18", "-o", str(model))
+    assert status == 2 and err == f"deepmad: error: {model}: exists; pass --force to replace it\n"
+    assert time.perf_counter() - started < 5  # refused before any solve
+    result.write_text("{}\n")
+    status, _, err = run(capsys, "design", *SMALL, "--json", str(result))
+    assert status == 2 and err == f"deepmad: error: {result}: exists; pass --force to replace it\n"
+    assert run(capsys, "design", *SMALL, "-o", str(model), "--json", str(result), "--force")[0] == 0
+    assert json.loads(result.read_text())["status"] == "optimal" and "def build_model" in model.read_text()
+    assert listing(tmp_path) == ["model.py", "result.json"]
+
+
+def test_writes_leave_no_temporary_file_and_keep_the_mode(tmp_path):
+    target = tmp_path / "t.txt"
+    files.write_bytes(target, b"one")
+    os.chmod(target, 0o640)
+    files.write_bytes(target, b"two")
+    assert target.read_bytes() == b"two" and target.stat().st_mode & 0o777 == 0o640
+    assert listing(tmp_path) == ["t.txt"]
+
+
+def test_a_file_written_while_proc_is_unusable_still_lands_whole(tmp_path, monkeypatch):
+    """Without /proc (or O_TMPFILE), the writer falls back to a named temporary file."""
+    real_link = os.link
+
+    def no_proc(src, dst, **kw):
+        if str(src).startswith("/proc/self/fd/"):
+            raise FileNotFoundError(2, "No such file or directory")
+        return real_link(src, dst, **kw)
+
+    monkeypatch.setattr(os, "link", no_proc)
+    files.write_bytes(tmp_path / "t.txt", b"x" * 100_000)
+    assert (tmp_path / "t.txt").read_bytes() == b"x" * 100_000 and listing(tmp_path) == ["t.txt"]
+
+
+def _design_process(folder: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "deepmad", "design", *SMALL, "-o", "model.py", *extra],
+        cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ | {"PYTHONPATH": str(ROOT)},
+    )
+
+
+def test_killing_design_never_leaves_a_partial_or_unverified_model_file(tmp_path):
+    reference_dir = tmp_path / "reference"
+    reference_dir.mkdir()
+    started = time.perf_counter()
+    proc = _design_process(reference_dir)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()
+    whole = time.perf_counter() - started
+    reference = (reference_dir / "model.py").read_bytes()
+    old = b"# the model file of an earlier design\n"
+
+    rng = random.Random(0)
+    for attempt in range(8):
+        folder = tmp_path / f"kill{attempt}"
+        folder.mkdir()
+        replacing = attempt % 2 == 1  # half the runs replace an existing file (--force)
+        if replacing:
+            (folder / "model.py").write_bytes(old)
+        proc = _design_process(folder, *(["--force"] if replacing else []))
+        # Kill times spread over the run (imports, solve, torch check, write), more of them late.
+        time.sleep(whole * rng.choice([rng.uniform(0.2, 0.9), rng.uniform(0.85, 1.05)]))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        names = listing(folder)
+        assert names in ([], ["model.py"]), names  # no temporary file left behind either
+        if names:  # the whole verified model, or the file it was to replace
+            assert (folder / "model.py").read_bytes() in ((reference, old) if replacing else (reference,))
+
+
+def test_design_outputs_are_the_same_bytes_on_every_run(tmp_path, capsys):
+    results = []
+    for run_ in ("a", "b"):
+        folder = tmp_path / run_
+        folder.mkdir()
+        assert run(capsys, "design", *SMALL, "--params", "40k", "-o", str(folder / "m.py"), "--json", str(folder / "r.json"))[0] == 0
+        data = json.loads((folder / "r.json").read_text())
+        assert isinstance(data.pop("solve_seconds"), float)  # the one measured field
+        results.append(((folder / "m.py").read_bytes(), json.dumps(data)))
+    assert results[0] == results[1]
+
+
+def _interrupted_design(folder: Path, presses: int) -> tuple[int, str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deepmad", "design", "--preset", "deepmad-r18", "-o", "model.py", "--json", "result.json"],
+        cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ | {"PYTHONPATH": str(ROOT)},
+    )
+    time.sleep(8)  # past the imports, inside the solve
+    for _ in range(presses):
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+    out, err = proc.communicate(timeout=120)
+    return proc.returncode, out + err
+
+
+def test_ctrl_c_during_a_solve_returns_the_best_design_marked_not_proven(tmp_path):
+    status, output = _interrupted_design(tmp_path, presses=1)
+    assert status == 0, output
+    assert "interrupted (not proven optimal)" in output and "Traceback" not in output
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["status"] == "interrupted" and result["bound"] >= result["objective"] > 0 and result["solve_seconds"] < 100
+    arch = Architecture.from_dict(result["architecture"])
+    assert "def build_model" in (tmp_path / "model.py").read_text() and arch.stages
+
+
+def test_a_second_ctrl_c_stops_at_once_without_output(tmp_path):
+    status, output = _interrupted_design(tmp_path, presses=2)
+    assert status == 130 and output.strip().endswith("deepmad: interrupted") and "Traceback" not in output
+    assert listing(tmp_path) == []
