@@ -23,7 +23,7 @@ from .architecture import Architecture
 from .blocks import BLOCK_TYPES
 from .entropy import Scoring
 from .errors import DeepmadError, InputError, shown
-from .files import atomic_write_text, refuse_existing
+from .files import atomic_write_text, check_output, holds
 from .latency import LatencyModel, find_table, installed_tables, load_model, tables_dir
 from .presets import PRESETS, preset
 from .problem import Problem
@@ -114,7 +114,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from generators import pytorch  # torch is imported only where a model is built
 
     arch = _load_architecture(args)
-    text = pytorch.verified(arch) if args.verify else pytorch.render(arch)
+    text = pytorch.render(arch)
+    if not holds(args.out, text.encode("utf-8"), force=args.force) and args.verify:  # refuse before the torch check
+        text = pytorch.verified(arch)
     _report_write(args.out, atomic_write_text(args.out, text, force=args.force), " (verified with torch)" if args.verify else "")
     return 0
 
@@ -134,7 +136,21 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _problem(args: argparse.Namespace) -> Problem:
-    """The problem of ``deepmad design``: a preset, or one built from the flags (each flag overrides)."""
+    """The problem of ``design``, ``profile`` and ``latency-check``: a preset, or one built from the
+    flags (each flag overrides); an error names the option that was typed."""
+    try:
+        return _build_problem(args)
+    except InputError as exc:
+        raise _as_option(exc) from None
+
+
+def _as_option(exc: InputError) -> InputError:
+    """``exc`` with its field named as the command-line option that sets it."""
+    field = exc.field.split("[")[0].split(".")[0]
+    return InputError(_PROBLEM_OPTIONS.get(field, exc.field), exc.message)
+
+
+def _build_problem(args: argparse.Namespace) -> Problem:
     if args.preset:
         base = preset(args.preset)
     else:
@@ -169,13 +185,15 @@ def _problem(args: argparse.Namespace) -> Problem:
     if hasattr(args, "latency"):  # deepmad design: a latency budget, predicted from a table
         if args.latency is not None and args.table is None:
             raise InputError("--latency", "needs --table: a cost table file or the device name of an imported table")
+        if args.batch is not None and args.table is None:
+            raise InputError("--batch", "only used with --table (the batch whose table rows predict latency)")
         if args.table is not None:
             updates["latency_model"] = load_model(args.table, batch=args.batch)
             updates["latency"] = args.latency
     return dataclasses.replace(base, **updates)
 
 
-_DESIGN_OPTIONS = {
+_PROBLEM_OPTIONS = {
     "time_limit": "--time-limit",
     "gap": "--gap",
     "strides": "--strides",
@@ -193,15 +211,14 @@ _DESIGN_OPTIONS = {
 
 def _cmd_design(args: argparse.Namespace) -> int:
     # The outputs depend on the solve: an existing one needs --force, checked before solving.
-    refuse_existing(args.out, force=args.force)
-    refuse_existing(None if args.json == "-" else args.json, force=args.force)
+    check_output(args.out, force=args.force)
+    check_output(None if args.json == "-" else args.json, force=args.force)
     try:
         problem = _problem(args)
         progress = args.progress if args.progress is not None else sys.stdout.isatty() and args.json != "-"
         solution = solve(problem, time_limit=args.time_limit, gap=args.gap, progress=progress, method=args.method)
     except InputError as exc:  # name the option the user typed
-        field = exc.field.split("[")[0].split(".")[0]
-        raise InputError(_DESIGN_OPTIONS.get(field, exc.field), exc.message) from None
+        raise _as_option(exc) from None
     out = solution.to_dict()
     if solution.architecture is not None:
         out["metrics"] = metrics(solution.architecture, problem.scoring)
@@ -256,10 +273,14 @@ def _cmd_import_table(args: argparse.Namespace) -> int:
     from hwmodels.table import dump
     from hwmodels.tinynas import import_tinynas
 
+    if not args.device.strip():
+        raise InputError("--device", "must name the device the table was measured on, e.g. 'NVIDIA V100'")
+    if args.out is not None:
+        check_output(args.out, force=True)  # a bad path is refused before the file is read
     imported = import_tinynas(args.file, dtype=args.dtype, device=args.device)
     table = imported.table
-    name = args.name or f"v100-trt-{table.meta.dtype}"
-    if args.out:
+    name = f"v100-trt-{table.meta.dtype}" if args.name is None else args.name
+    if args.out is not None:
         path = Path(args.out)
     else:
         if not _NAME.fullmatch(name):
@@ -268,7 +289,7 @@ def _cmd_import_table(args: argparse.Namespace) -> int:
         path = tables_dir() / f"{name}.jsonl"
     written = atomic_write_text(path, dump(table), force=args.force)
     print(f"imported {len(table.rows):,} rows ({imported.failed:,} failed measurements left out) "
-          + (f"to {path}" if written else f"; {path} already holds them") + ("" if args.out else f"; use it as --table {name}"))
+          + (f"to {path}" if written else f"; {path} already holds them") + ("" if args.out is not None else f"; use it as --table {name}"))
     return 0
 
 
@@ -286,11 +307,17 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     from .profiling import profile_units
 
     problem = _problem(args)
+    check_output(args.out, force=True)  # an existing table is completed, not replaced
     units = profile_units(problem)
-    print(f"{len(units):,} units cover the space of {problem.name or 'the problem'}; measuring on {args.device} "
-          f"with {args.threads} thread(s), batch {args.batch}, into {args.out}", file=sys.stderr)
+
+    def progress(done: int, total: int, left: float) -> None:
+        if done == 0:  # the table and the device are checked: say what is measured
+            print(f"{len(units):,} units cover the space of {problem.name or 'the problem'} ({total:,} to measure); "
+                  f"measuring on {args.device} with {args.threads} thread(s), batch {args.batch}, into {args.out}", file=sys.stderr)
+        print_progress(done, total, left)
+
     table = profile(units, args.out, batch=args.batch, device=args.device, threads=args.threads,
-                    source=f"deepmad profile of {problem.name or 'a custom problem'}", progress=print_progress)
+                    source=f"deepmad profile of {problem.name or 'a custom problem'}", progress=progress)
     if args.calibrate:
         print(f"calibrating on {args.calibrate} random designs measured end to end", file=sys.stderr)
         cal = calibrate_apart(problem, args.out, designs=args.calibrate, device=args.device)
@@ -308,8 +335,8 @@ def _cmd_latency_check(args: argparse.Namespace) -> int:
 
     from . import latencycheck
 
-    refuse_existing(args.json, force=args.force)
-    refuse_existing(args.plot, force=args.force)
+    check_output(args.json, force=args.force)
+    check_output(args.plot, force=args.force)
     path = find_table(args.table)
     table = load(path)
     here = local_meta(device=args.device, threads=table.meta.threads)
@@ -490,10 +517,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_NEGATIVE = re.compile(r"-\.?[0-9]")
+
+
+def _joined_negatives(argv: list[str]) -> list[str]:
+    """``--latency -3ms`` as ``--latency=-3ms``: argparse would take ``-3ms`` for an option, and the
+    user would be told a value is missing instead of that it must be positive."""
+    out: list[str] = []
+    for token in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and _NEGATIVE.match(token):
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
-    argv = [a for a in argv if a != "--debug"]  # accepted anywhere on the line
+    argv = _joined_negatives([a for a in argv if a != "--debug"])  # --debug is accepted anywhere on the line
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)

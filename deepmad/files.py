@@ -34,21 +34,9 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, force: bool = True) -> 
     Without ``force`` an existing file is replaced only by the same bytes: then it is left as it
     is and the result is ``False``; other content is an :class:`InputError` (exit status 2) that
     asks for ``--force``. Returns ``True`` when the file was written."""
-    text_path = str(path)
-    path = Path(path)
-    if not text_path.strip() or text_path.endswith(os.sep) or path.name in ("", ".", ".."):
-        raise InputError("output", f"{text_path!r} is not a file path; give one such as model.py")
-    folder = path.parent
-    if not folder.is_dir():
-        raise InputError(str(path), f"folder {str(folder)!r} does not exist; create it first")
-    if not force and path.is_file():
-        try:
-            with open(path, "rb") as fh:
-                if fh.read(len(data) + 1) == data:
-                    return False
-        except OSError:  # unreadable: not known to be the same
-            pass
-        raise InputError(str(path), "exists with other content; pass --force to replace it")
+    path = _file_path(path)
+    if holds(path, data, force=force):
+        return False
     try:
         files.write_bytes(path, data)
     except IsADirectoryError:
@@ -58,8 +46,40 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, force: bool = True) -> 
     return True
 
 
-def refuse_existing(path: str | Path | None, *, force: bool) -> None:
-    """An :class:`InputError` when ``path`` names an existing file and ``force`` is not given: for
-    outputs whose content is known only after a long run (a solve, a measurement), checked first."""
-    if path is not None and not force and os.path.lexists(path) and not os.path.isdir(path):
+def holds(path: str | Path, data: bytes, *, force: bool) -> bool:
+    """Whether ``path`` already holds ``data`` (then a write can be skipped). Without ``force``, an
+    existing file with other content is an :class:`InputError` asking for ``--force``."""
+    path = Path(path)
+    if force or not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(len(data) + 1) == data:
+                return True
+    except OSError:  # unreadable: not known to be the same
+        pass
+    raise InputError(str(path), "exists with other content; pass --force to replace it")
+
+
+def check_output(path: str | Path | None, *, force: bool) -> None:
+    """Check, before a long run (a solve, a measurement) whose output is known only at its end,
+    that ``path`` can take that output: a file path in an existing folder, not a folder, and not
+    an existing file unless ``force``. An :class:`InputError` naming the path otherwise."""
+    if path is None:
+        return
+    path = _file_path(path)
+    if path.is_dir():
+        raise InputError(str(path), "is a directory; give a file path")
+    if not force and os.path.lexists(path):
         raise InputError(str(path), "exists; pass --force to replace it")
+
+
+def _file_path(path: str | Path) -> Path:
+    """``path`` as a :class:`Path`, when it names a file in an existing folder."""
+    text_path = str(path)
+    path = Path(path)
+    if not text_path.strip() or text_path.endswith(os.sep) or path.name in ("", ".", ".."):
+        raise InputError("output", f"{text_path!r} is not a file path; give one such as model.py")
+    if not path.parent.is_dir():
+        raise InputError(str(path), f"folder {str(path.parent)!r} does not exist; create it first")
+    return path

@@ -109,6 +109,11 @@ def held_out_figures(table: CostTable, *, fraction: float = 0.1, seed: int = 0, 
     """Accuracy on rows left out of the interpolation (percent), for tables not measurable here."""
     if not 0 < fraction < 1:
         raise InputError("--fraction", f"must be between 0 and 1, got {fraction!r}")
+    batches = table.batches()
+    if not batches:
+        raise InputError("--table", "holds no measured rows, only its header; profile or import a table with rows")
+    if batch is not None and batch not in batches:
+        raise InputError("--batch", f"the table has no rows for batch {batch}; it has {', '.join(map(str, batches))}")
     rel = held_out(table, fraction=fraction, seed=seed, batch=batch)
     if not len(rel):
         raise InputError("--fraction", f"no row could be held out and predicted from the others in {len(table.rows)} rows; raise it")

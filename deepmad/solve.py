@@ -94,7 +94,7 @@ def solve(
         raise InputError(
             "space",
             f"has up to {count:,} stage options; the exact program handles at most {MAX_OPTIONS:,}: "
-            "narrow the channel, inner, kernel or depth ranges",
+            "use --method colgen (or auto), or narrow the channel, inner, kernel or depth ranges",
         )
     with interrupt.catching():
         if method == "colgen" or (method == "auto" and count > WHOLE):

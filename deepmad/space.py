@@ -21,10 +21,11 @@ belong to :class:`deepmad.problem.Problem`.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Iterator
 
-from .architecture import Architecture, Head, Stage, Stem
+from .architecture import MAX, Architecture, Head, Stage, Stem
 from .blocks import BLOCK_TYPES
 from .errors import InputError
 
@@ -77,14 +78,22 @@ class DesignSpace:
         for j, (lo, hi) in enumerate(self.depths):
             if not 1 <= lo <= hi:
                 raise InputError(f"depths[{j}]", f"needs 1 <= min <= max, got ({lo}, {hi})")
+            if hi > MAX["depth"]:
+                raise InputError(f"depths[{j}]", f"needs max <= {MAX['depth']:,} blocks per stage, got ({lo}, {hi})")
         for name, (lo, hi) in (("stem_channels", self.stem_channels), ("channels", self.channels)):
             if not 0 < lo <= hi:
                 raise InputError(name, f"needs 0 < min <= max, got ({lo}, {hi})")
+            if hi > MAX["channels"]:
+                raise InputError(name, f"needs max <= {MAX['channels']:,} channels, got ({lo}, {hi})")
         if not self.kernels or any(k <= 0 or k % 2 == 0 for k in self.kernels):
             raise InputError("kernels", f"needs a non-empty set of odd positive kernels, got {self.kernels}")
+        if max(self.kernels) > MAX["kernel"]:
+            raise InputError("kernels", f"needs kernels <= {MAX['kernel']}, got {self.kernels}")
         lo, hi = self.inner_ratio
         if not 0 < lo <= hi:
             raise InputError("inner_ratio", f"needs 0 < lo <= hi, got ({lo}, {hi})")
+        if not math.isfinite(hi):
+            raise InputError("inner_ratio", f"needs a finite hi, got ({lo}, {hi})")
         if not self.channel_grid() or not self.stem_grid():
             raise InputError("channels", f"no multiple of {self.channel_step} lies in the channel ranges")
         # Validates strides, resolution and head through the architecture model.
@@ -93,10 +102,14 @@ class DesignSpace:
     def skeleton(self) -> Architecture:
         """The smallest design of the space: its strides, levels and head are every design's."""
         c = self.channel_grid()[0]
+        try:
+            head = Head(self.head) if self.head else None
+        except InputError as exc:
+            raise exc.within("head") from None
         return Architecture(
             stem=Stem(self.stem_grid()[0], stride=self.stem_stride),
             stages=tuple(Stage(self.block, c, c, self.kernels[0], lo, s) for (lo, _), s in zip(self.depths, self.strides)),
-            head=Head(self.head) if self.head else None,
+            head=head,
             resolution=self.resolution,
         )
 

@@ -140,10 +140,12 @@ class Predictor:
     def from_table(cls, table: CostTable, *, batch: int | None = None, source: str = "table") -> "Predictor":
         """``batch`` defaults to 1, or to the table's only batch size; ``source`` names the table in errors."""
         batches = table.batches()
+        if not batches:
+            raise TableError(source, "holds no measured rows, only its header; profile or import a table with rows")
         if batch is None:
             batch = 1 if 1 in batches or len(batches) != 1 else batches[0]
         if batch not in batches:
-            raise TableError("batch", f"the table has no rows for batch {batch}; it has {', '.join(map(str, batches)) or 'none'}")
+            raise TableError("batch", f"the table has no rows for batch {batch}; it has {', '.join(map(str, batches))}")
         return cls(table.rows, batch=batch, channel_block=table.meta.channel_block, source=source)
 
     def covers(self, op: str) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import math
 import platform
+import re
 import sys
 import time
 from datetime import datetime, timezone
@@ -177,8 +178,25 @@ def measure(unit: Unit, *, batch: int = 1, device: str = "cpu") -> Row:
     return Row(unit, batch, median, spread, n)
 
 
+_DEVICE = re.compile(r"cpu|cuda(?::[0-9]{1,4})?")
+
+
+def check_device(device: str) -> None:
+    """A :class:`TableError` (where ``--device``) unless ``device`` is ``cpu`` or a CUDA device torch has here."""
+    if not isinstance(device, str) or not _DEVICE.fullmatch(device):
+        raise TableError("--device", f"expected cpu or cuda[:N], got {device!r}")
+    if device.startswith("cuda"):
+        torch = _torch()
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.partition(":")[2] or 0)
+        if index >= count:
+            have = f"cuda:0..cuda:{count - 1}" if count else "no CUDA device"
+            raise TableError("--device", f"{device} is not available here (torch {torch.__version__} sees {have}); use --device cpu")
+
+
 def local_meta(*, device: str, threads: int | None, source: str = "") -> TableMeta:
     """The header of a table measured here."""
+    check_device(device)
     torch = _torch()
     if device.startswith("cuda"):
         name = torch.cuda.get_device_name(torch.device(device))
@@ -229,8 +247,8 @@ def profile(
 ) -> CostTable:
     """Measure every unit not yet in the table at ``path`` (created if missing) and return the table.
 
-    ``progress(done, total, seconds_left)`` is called after each row; the
-    estimate of the time left scales the time spent by the work left (the
+    ``progress(done, total, seconds_left)`` is called once the table and the device are checked
+    (``done`` 0) and after each row; the estimate of the time left scales the time spent by the work left (the
     units' multiply-accumulates plus a fixed share per row).
     """
     torch = _torch()
@@ -238,6 +256,8 @@ def profile(
         torch.set_num_threads(threads)
     steady_memory()
     path = Path(path)
+    if path.is_dir():
+        raise TableError(str(path), "is a directory; give a table file path such as table.jsonl")
     meta = local_meta(device=device, threads=threads, source=source)
     if path.exists():
         done = {r.key for r in _resume(path, meta).rows}
@@ -247,6 +267,8 @@ def profile(
     todo = [u for u in dict.fromkeys(units) if Row(u, batch, 0.0).key not in done]
     weights = [_work(u) for u in todo]
     total_work, spent_work, start = sum(weights), 0.0, time.perf_counter()
+    if progress is not None:
+        progress(0, len(todo), math.nan)
     for i, (unit, w) in enumerate(zip(todo, weights), 1):
         append(path, [measure(unit, batch=batch, device=device)])
         spent_work += w
