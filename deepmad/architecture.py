@@ -41,6 +41,12 @@ MAX = {
 counting stays fast and every model file can be built."""
 
 
+def _field_name(key: Any) -> str:
+    """``key`` as it may stand in a field path: itself where it is a plain name (letters, digits,
+    ``_``, ``.``, ``-``), else its shortened repr, so that a message naming it stays on one line."""
+    return key if isinstance(key, str) and _NAME.fullmatch(key) and key else shown(key)
+
+
 def _int_field(obj: Any, name: str, *, choices: tuple[int, ...] = ()) -> int:
     """Check ``obj.name`` is a positive integer (within ``MAX`` or ``choices``) and store it as a plain int."""
     value = getattr(obj, name)
@@ -259,7 +265,7 @@ class Architecture:
         known = {"format", "version", "name", "resolution", "in_channels", "num_classes", "stem", "stages", "head"}
         for key in data:
             if key not in known:
-                raise InputError(str(key), f"unknown field; the fields are {', '.join(sorted(known))}")
+                raise InputError(_field_name(key), f"unknown field; the fields are {', '.join(sorted(known))}")
         for key in ("stem", "stages"):
             if key not in data:
                 raise InputError(key, "missing")
@@ -297,7 +303,7 @@ def _part(kind: type, data: Any, where: str) -> Any:
     names = set(kind.__dataclass_fields__)
     for key in data:
         if key not in names:
-            raise InputError(f"{where}.{key}", f"unknown field; the fields are {', '.join(sorted(names))}")
+            raise InputError(f"{where}.{_field_name(key)}", f"unknown field; the fields are {', '.join(sorted(names))}")
     try:
         return kind(**data)
     except InputError as exc:

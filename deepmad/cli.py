@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 import re
@@ -23,7 +24,7 @@ from .architecture import Architecture
 from .blocks import BLOCK_TYPES
 from .entropy import Scoring
 from .errors import DeepmadError, InputError, shown
-from .files import atomic_write_text, check_output, holds
+from .files import atomic_write_bytes, atomic_write_text, check_output, holds
 from .latency import LatencyModel, find_table, installed_tables, load_model, tables_dir
 from .presets import PRESETS, preset
 from .problem import Problem
@@ -251,6 +252,8 @@ def _cmd_latency(args: argparse.Namespace) -> int:
     model = load_model(args.table, batch=args.batch)
     arch = _load_architecture(args)
     report = model.predict(arch)
+    if not math.isfinite(report.total_ms):
+        raise InputError("--table", f"its figures give an infinite latency for this design ({report.total_ms}); check its rows and calibration")
     if args.json:
         print(json.dumps({"table": args.table, "batch": model.predictor.batch, "total_ms": report.total_ms, "parts_ms": report.parts,
                           "fixed_ms": report.fixed_ms, "units": report.units, "uncovered": list(report.uncovered),
@@ -367,6 +370,85 @@ def _cmd_latency_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reference(path: str, problem: Problem):
+    """A reference design for the front: an architecture JSON file, or a TinyNAS structure read at
+    the problem's resolution."""
+    from .pareto import Reference
+
+    arch = Architecture.load(path) if path.endswith(".json") else tinynas.load(path, resolution=problem.space.resolution)
+    return Reference.of(arch.name or Path(path).stem, arch, problem)
+
+
+def _cmd_whatif(args: argparse.Namespace) -> int:
+    from . import pareto, whatif
+
+    problem = _problem(args)
+    axes = dict(args.vary)
+    if len(axes) != len(args.vary):
+        raise InputError("--vary", "each axis may be given once; list its values in one --vary NAME=V1,V2,...")
+    if args.workers is not None and args.dask is not None:
+        raise InputError("--workers", "give --workers N or --dask ADDRESS, not both")
+    x = args.x or next((a for a in axes if a in pareto.COST_FIELDS), "flops")
+    if (args.png or args.html) and x == "latency" and problem.latency_model is None and "table" not in axes:
+        raise InputError("--x", "latency needs --table (or --vary table=...)")
+    outputs = [args.out, args.csv, args.json, args.png, args.html]
+    for path in outputs[1:]:
+        check_output(path, force=args.force)
+    check_output(args.out, force=True)  # an existing sweep file is resumed
+    references = [_reference(path, problem) for path in args.reference]
+    # Every point is checked before any solve: a bad value fails now, not after an hour.
+    for point in whatif.points(axes):
+        try:
+            whatif.variant(problem, point)
+        except InputError as exc:
+            at = ", ".join(f"{k}={v}" for k, v in point.items())
+            raise InputError("--vary", f"at {at}: {exc.field}: {exc.message}") from None
+
+    def progress(done: int, total: int) -> None:
+        print(f"{done}/{total} points solved", file=sys.stderr, flush=True)
+
+    kwargs = dict(time_limit=args.time_limit, gap=args.gap, method=args.method, out=args.out, force=args.force,
+                  slack=args.slack, warm_start=args.warm_start, progress=progress)
+    if args.dask is not None:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise InputError("--dask", "needs the dask extra: pip install 'deepmad[dask]'") from None
+        with Client(args.dask) as client:
+            result = whatif.sweep(problem, axes, executor=client.get_executor(pure=False), **kwargs)
+    elif args.workers is not None and args.workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            result = whatif.sweep(problem, axes, executor=pool, **kwargs)
+    else:
+        result = whatif.sweep(problem, axes, **kwargs)
+    if args.change_points:
+        for budget in (a for a in axes if a in whatif.BUDGETS):
+            found = whatif.change_points(problem, result, budget, time_limit=args.time_limit, gap=args.gap, method=args.method)
+            for row, value in zip(result.rows, found):
+                row[f"next_change_{budget}"] = value
+    title = f"What if: {problem.name or 'custom problem'}, varying {', '.join(axes)}"
+    figures = {}
+    if args.png or args.html:
+        figures[f"objective against {x}"] = pareto.front_png(result, x=x, references=references, title=title)
+    if args.csv:
+        atomic_write_text(args.csv, result.to_csv(), force=True)
+    if args.json:
+        atomic_write_text(args.json, result.to_json(), force=True)
+    if args.png:
+        atomic_write_bytes(args.png, next(iter(figures.values())), force=True)
+    if args.html:
+        atomic_write_text(args.html, pareto.html_report(result, title=title, figures=figures, references=references), force=True)
+    if not args.csv:
+        sys.stdout.write(result.to_csv())
+    statuses = [r["status"] for r in result.rows]
+    print(f"{len(statuses)} points: " + ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses))
+          + "".join(f"; wrote {p}" for p in outputs if p), file=sys.stderr)
+    return 0
+
+
 def _cmd_presets(args: argparse.Namespace) -> int:
     print(f"{'name':<17} {'block':<21} {'FLOPs':>8} {'params':>8} {'rho0':>5} {'res':>4}  strides     head")
     for name, p in PRESETS.items():
@@ -389,6 +471,12 @@ def _argument(parse, field: str):
             raise argparse.ArgumentTypeError(exc.message) from None
 
     return convert
+
+
+def _axis(text: str, field: str) -> tuple[str, tuple]:
+    from .whatif import parse_axis
+
+    return parse_axis(text)
 
 
 def _ratio(text: str) -> tuple[float, float]:
@@ -463,6 +551,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="show the solver's log: incumbent, bound, gap, elapsed (default: on a terminal)")
     p.set_defaults(func=_cmd_design)
 
+    p = sub.add_parser("whatif", help="sweep budgets, devices, block types or rules: an exact solve per point, fronts and a report")
+    _add_problem_args(p)
+    p.add_argument("--vary", type=_argument(_axis, "--vary"), action="append", required=True, metavar="NAME=VALUES",
+                   help="an axis: flops=1G:8G:40 (N values, ends included), params=10M,20M, rho=0.3,0.5, latency=5ms:20ms:4, "
+                        "table=T1,T2, block=bottleneck,basic, resolution=224,256, nondecreasing=on,off, max_depth_spread=none,2; "
+                        "several --vary make a grid")
+    p.add_argument("--latency", type=_argument(parse_duration_ms, "--latency"), metavar="T", help="latency budget, e.g. 12ms, predicted from --table")
+    p.add_argument("--table", metavar="TABLE", help="cost table file, or the device name of an imported table")
+    p.add_argument("--batch", type=_positive_int, metavar="N", help="batch size whose table rows predict latency")
+    p.add_argument("--time-limit", type=float, default=60.0, metavar="S", help="seconds per point (default 60)")
+    p.add_argument("--gap", type=float, default=1e-5, help="relative optimality gap per point (default 1e-5)")
+    p.add_argument("--method", choices=("auto", "milp", "colgen"), default="auto", help="as for design")
+    p.add_argument("--workers", type=_positive_int, metavar="N", help="solve on N local processes")
+    p.add_argument("--dask", metavar="ADDRESS", help="solve on a Dask cluster (scheduler address; needs deepmad[dask])")
+    p.add_argument("--out", metavar="PATH", help="keep finished points in this JSON Lines file; a rerun resumes it")
+    p.add_argument("--csv", metavar="PATH", help="write the table as CSV (default: standard output)")
+    p.add_argument("--json", metavar="PATH", help="write the table as JSON")
+    p.add_argument("--png", metavar="PATH", help="write the Pareto front as PNG")
+    p.add_argument("--html", metavar="PATH", help="write a self-contained HTML report (figure and tables)")
+    p.add_argument("--x", choices=("flops", "params", "latency"), help="the front's x axis (default: the first budget varied)")
+    p.add_argument("--reference", action="append", default=[], metavar="FILE",
+                   help="mark this design on the front (architecture JSON, or a TinyNAS structure at the problem's resolution)")
+    p.add_argument("--slack", type=float, default=0.03, help="relative slack within which a budget counts as binding (default 0.03)")
+    p.add_argument("--change-points", action="store_true",
+                   help="per point, the smallest larger budget at which the optimal design changes (more exact solves)")
+    p.add_argument("--warm-start", action=argparse.BooleanOptionalAction, default=True,
+                   help="start each solve from the neighbouring point's design (default: on)")
+    p.add_argument("--force", action="store_true", help="replace existing output files, and start --out afresh")
+    p.set_defaults(func=_cmd_whatif)
+
     p = sub.add_parser("latency", help="predicted latency of an architecture, per stage and in total")
     _add_architecture_args(p)
     p.add_argument("--table", required=True, metavar="TABLE", help="cost table file, or the device name of an imported table")
@@ -517,6 +635,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(message: str) -> str:
+    """``message`` with line breaks (from a typed path or argument) shown as ``\\n``: errors stay one line."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
+
+
 _NEGATIVE = re.compile(r"-\.?[0-9]")
 
 
@@ -539,15 +662,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
+    except SystemExit as exc:  # --help and --version print and stop
+        return exc.code if isinstance(exc.code, int) else 0
     except DeepmadError as exc:
         if debug:
             raise
-        print(f"deepmad: error: {exc}", file=sys.stderr)
+        print(f"deepmad: error: {_one_line(str(exc))}", file=sys.stderr)
         return exc.exit_status
     except TableError as exc:  # a cost table that cannot be used: bad input
         if debug:
             raise
-        print(f"deepmad: error: {exc}", file=sys.stderr)
+        print(f"deepmad: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("deepmad: interrupted", file=sys.stderr)

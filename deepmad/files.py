@@ -50,14 +50,14 @@ def holds(path: str | Path, data: bytes, *, force: bool) -> bool:
     """Whether ``path`` already holds ``data`` (then a write can be skipped). Without ``force``, an
     existing file with other content is an :class:`InputError` asking for ``--force``."""
     path = Path(path)
-    if force or not path.is_file():
-        return False
     try:
+        if force or not path.is_file():
+            return False
         with open(path, "rb") as fh:
             if fh.read(len(data) + 1) == data:
                 return True
-    except OSError:  # unreadable: not known to be the same
-        pass
+    except OSError as exc:  # a name too long, a folder not searchable
+        raise InputError(str(path), f"cannot be written ({exc.strerror})") from None
     raise InputError(str(path), "exists with other content; pass --force to replace it")
 
 
@@ -68,9 +68,15 @@ def check_output(path: str | Path | None, *, force: bool) -> None:
     if path is None:
         return
     path = _file_path(path)
+    try:
+        path.stat()
+    except FileNotFoundError:
+        return
+    except OSError as exc:  # a name too long, a folder not searchable
+        raise InputError(str(path), f"cannot be written ({exc.strerror})") from None
     if path.is_dir():
         raise InputError(str(path), "is a directory; give a file path")
-    if not force and os.path.lexists(path):
+    if not force:
         raise InputError(str(path), "exists; pass --force to replace it")
 
 

@@ -258,15 +258,19 @@ class LocalSearch:
         return assemble(self.problem, opt(-1, stem, None), [opt(j, ch.channels, ch) for j, ch in enumerate(stages)])
 
 
-def local_search(problem: Problem, *, kicks: int = 30, seconds: float = math.inf, seed: int = 0) -> Architecture:
+def local_search(
+    problem: Problem, *, kicks: int = 30, seconds: float = math.inf, seed: int = 0, start: Architecture | None = None
+) -> Architecture:
     """A good design of ``problem`` (feasible when the search reaches the feasible region):
-    the climb of :class:`LocalSearch`, then ``kicks`` times one or two stages' width, inner
+    the climb of :class:`LocalSearch` from ``start`` (a design of the space; default a wide,
+    shallow constant-width one), then ``kicks`` times one or two stages' width, inner
     width and depth redrawn at random (from a generator seeded with ``seed``) followed by a
     climb, keeping the best design. Deterministic unless ``seconds`` cuts the climbs short."""
     ls = LocalSearch(problem)
     rng = np.random.default_rng(seed)
     deadline = time.perf_counter() + seconds
-    best = ls.run(*ls.start(), deadline=deadline)
+    first = ls.start() if start is None else (start.stem.channels, [Choice(s.channels, s.inner, s.kernel, s.depth) for s in start.stages])
+    best = ls.run(*first, deadline=deadline)
     best_key = ls.value(*best)
     grid = problem.space.channel_grid()
     for _ in range(kicks):

@@ -15,10 +15,12 @@ import math
 import time
 
 import highspy
+import numpy as np
 import pyomo.environ as pyo
-from pyomo.contrib.solver.common.factory import SolverFactory
+from pyomo.contrib.solver.solvers.highs import Highs as PyomoHighs
 from pyomo.contrib.solver.common.results import SolutionStatus
 
+from .architecture import Architecture
 from .errors import DeepmadError, InputError, Interrupted
 from . import colgen, interrupt
 from .options import assemble, pareto, stem_options
@@ -41,13 +43,43 @@ MAX_SURVIVORS = 30_000
 """Largest number of options left by reduced-cost fixing that the exact MILP is handed."""
 
 
-def _highs(m: pyo.ConcreteModel, time_limit: float, gap: float, progress: bool = False):
+class _StartedHighs(PyomoHighs):
+    """Pyomo's HiGHS interface that hands HiGHS a starting point (``start``: pairs of a Pyomo
+    variable and its value, a partial solution HiGHS completes) once the model is loaded."""
+
+    start: list = []
+
+    def _solve(self):
+        if self.start:
+            index = self._pyomo_var_to_solver_var_map  # id(variable) -> HiGHS column
+            cols = np.array([index[id(v)] for v, _ in self.start], dtype=np.int32)
+            self._solver_model.setSolution(len(cols), cols, np.array([x for _, x in self.start], dtype=float))
+        return super()._solve()
+
+
+def _start_values(m: pyo.ConcreteModel, tables: Tables, arch: Architecture) -> list:
+    """The program's binaries that state ``arch``, as (variable, value) pairs; empty when one of
+    its options is not among the tables' (a dominated option was left out)."""
+    values = []
+    c_in = arch.stem.channels
+    for o, opt in enumerate(tables.stem):
+        values.append((m.stem[o], float(opt.channels == c_in)))
+    for j, (stage, options) in enumerate(zip(arch.stages, tables.stages)):
+        key = (c_in, stage.channels, stage.inner, stage.kernel, stage.depth)
+        for o, opt in enumerate(options):
+            values.append((m.pick[j, o], float((opt.c_in, opt.channels, opt.inner, opt.kernel, opt.depth) == key)))
+        c_in = stage.channels
+    return values if sum(x for _, x in values) == 1 + len(arch.stages) else []
+
+
+def _highs(m: pyo.ConcreteModel, time_limit: float, gap: float, progress: bool = False, start: list | None = None):
     # HiGHS keeps one thread scheduler per process, set up by the first run with that run's
     # thread count; start a fresh one so that one thread is always what runs.
     highspy.Highs.resetGlobalScheduler(True)
     if interrupt.requested():
         raise Interrupted("interrupted before any design was found")
-    solver = SolverFactory("highs")
+    solver = _StartedHighs()
+    solver.start = start or []
     with interrupt.running(solver):
         return solver.solve(
             m,
@@ -66,7 +98,8 @@ def _has_solution(result) -> bool:
 
 
 def solve(
-    problem: Problem | str, *, time_limit: float = 300.0, gap: float = 1e-5, progress: bool = False, method: str = "auto"
+    problem: Problem | str, *, time_limit: float = 300.0, gap: float = 1e-5, progress: bool = False, method: str = "auto",
+    start: Architecture | None = None,
 ) -> Solution:
     """Maximize ``problem``'s objective (a :class:`Problem` or a preset name); ``time_limit``
     in seconds, ``gap`` relative. With ``progress``, the solvers print their logs (incumbent,
@@ -77,6 +110,10 @@ def solve(
     a design, column generation for a bound, reduced-cost fixing, then the exact MILP over
     the options left); ``"auto"`` picks ``"milp"`` for spaces of at most :data:`WHOLE`
     options. Raises :class:`InputError` for a space too large for the ``"milp"`` method.
+
+    ``start``: a design to start from (a warm start, e.g. the optimum of a neighbouring
+    problem), used when it lies in the space and meets every constraint: HiGHS gets it as its
+    first incumbent, the large-space method climbs from it. The optimum does not depend on it.
 
     Ctrl-C (SIGINT, in the main thread) stops the solve early: the best design found so far
     comes back with its bound and gap and status ``"interrupted"``; :class:`Interrupted` when
@@ -96,10 +133,12 @@ def solve(
             f"has up to {count:,} stage options; the exact program handles at most {MAX_OPTIONS:,}: "
             "use --method colgen (or auto), or narrow the channel, inner, kernel or depth ranges",
         )
+    if start is not None and not (isinstance(start, Architecture) and problem.check(start).feasible):
+        start = None
     with interrupt.catching():
         if method == "colgen" or (method == "auto" and count > WHOLE):
-            return _solve_large(problem, time_limit, gap, progress)
-        return _solve_whole(problem, time_limit, gap, progress)
+            return _solve_large(problem, time_limit, gap, progress, start)
+        return _solve_whole(problem, time_limit, gap, progress, start)
 
 
 def _status(objective: float, bound: float, gap: float) -> str:
@@ -109,13 +148,13 @@ def _status(objective: float, bound: float, gap: float) -> str:
     return "interrupted" if interrupt.requested() else "time_limit"
 
 
-def _solve_whole(problem: Problem, time_limit: float, gap: float, progress: bool) -> Solution:
+def _solve_whole(problem: Problem, time_limit: float, gap: float, progress: bool, start: Architecture | None) -> Solution:
     """The ``"milp"`` method (see :func:`solve`)."""
-    start = time.perf_counter()
+    began = time.perf_counter()
     tables = Tables.of(problem)
     m = build_program(problem, tables)
-    result = _highs(m, time_limit, gap, progress)
-    seconds = time.perf_counter() - start
+    result = _highs(m, time_limit, gap, progress, _start_values(m, tables, start) if start is not None else None)
+    seconds = time.perf_counter() - began
     if not _has_solution(result):
         if interrupt.requested():
             raise Interrupted(f"interrupted after {seconds:.1f} s, before any design was found")
@@ -184,12 +223,12 @@ def _shortfalls(problem: Problem, time_limit: float) -> tuple[Shortfall, ...]:
     return tuple(out)
 
 
-def _solve_large(problem: Problem, time_limit: float, gap: float, progress: bool) -> Solution:
+def _solve_large(problem: Problem, time_limit: float, gap: float, progress: bool, start: Architecture | None) -> Solution:
     """The ``"colgen"`` method (see :func:`solve`)."""
-    start = time.perf_counter()
-    left = lambda: max(1.0, time_limit - (time.perf_counter() - start))  # noqa: E731
+    began = time.perf_counter()
+    left = lambda: max(1.0, time_limit - (time.perf_counter() - began))  # noqa: E731
     log = (lambda line: print(line, flush=True)) if progress else None
-    arch = local_search(problem, seconds=0.3 * time_limit)
+    arch = local_search(problem, seconds=0.3 * time_limit, start=start)
     check = problem.check(arch)
     found = check.feasible
     if log:
@@ -202,7 +241,7 @@ def _solve_large(problem: Problem, time_limit: float, gap: float, progress: bool
             if limit is not None and least[name] > limit
         )
         if short:
-            return Solution("infeasible", None, None, -math.inf, time.perf_counter() - start, "colgen-highs", short)
+            return Solution("infeasible", None, None, -math.inf, time.perf_counter() - began, "colgen-highs", short)
     floor = check.objective if found else -math.inf
     result = colgen.generate(
         problem, time_limit=0.85 * left(), tolerance=gap, floor=floor, start_with=arch if found else None, log=log
@@ -228,7 +267,7 @@ def _solve_large(problem: Problem, time_limit: float, gap: float, progress: bool
             # Designs outside the kept options are worth less than the local search's design.
             milp_bound = solved.objective_bound if solved.objective_bound is not None else math.inf
             bound = min(bound, max(milp_bound, check.objective))
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - began
     if not found and not check.feasible:
         if interrupt.requested():
             raise Interrupted(f"interrupted after {seconds:.1f} s, before any design was found")

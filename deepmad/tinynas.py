@@ -16,10 +16,11 @@ from __future__ import annotations
 import ast
 import dataclasses
 import pprint
+import warnings
 from pathlib import Path
 from typing import Any
 
-from .architecture import _NAME, MAX, Architecture, Head, Stage, Stem
+from .architecture import _NAME, MAX, Architecture, Head, Stage, Stem, _field_name
 from .files import read_text
 from .blocks import BLOCK_TYPES
 from .errors import InputError, shown
@@ -36,7 +37,9 @@ def parse(text: str, *, resolution: int, source: str = "tinynas") -> Architectur
     if len(text) > _MAX_BYTES:
         raise InputError(source, f"is larger than {_MAX_BYTES:,} characters; not a TinyNAS structure file")
     try:
-        data = ast.literal_eval(text.strip())
+        with warnings.catch_warnings():  # e.g. "invalid escape sequence" (a SyntaxWarning on stderr from Python 3.12)
+            warnings.simplefilter("ignore")
+            data = ast.literal_eval(text.strip())
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         raise InputError(source, "not a TinyNAS structure: expected a Python literal (dicts, lists, numbers, strings) only") from None
     if isinstance(data, dict):
@@ -57,7 +60,7 @@ def parse(text: str, *, resolution: int, source: str = "tinynas") -> Architectur
         allowed = _CONV_KEYS if cls == _CONV else _STAGE_KEYS
         for key in layer:
             if key not in allowed:
-                raise InputError(f"{source}: layer {i}.{key}", f"unknown key; a {cls} layer has {', '.join(sorted(allowed))}")
+                raise InputError(f"{source}: layer {i}.{_field_name(key)}", f"unknown key; a {_field_name(cls)} layer has {', '.join(sorted(allowed))}")
     try:
         return _from_layers(data, resolution)
     except InputError as exc:

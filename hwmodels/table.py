@@ -139,7 +139,17 @@ def _is_int(v: Any) -> bool:
 
 
 def _number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an integer beyond the float range
+        return False
+
+
+def _names(keys: Iterable[Any]) -> str:
+    """Keys for a message: plain names as they are, others quoted and escaped (one line)."""
+    return ", ".join(k if isinstance(k, str) and k.isidentifier() else repr(k)[:60] for k in keys)
 
 
 def _row(obj: Any) -> Row:
@@ -150,7 +160,7 @@ def _row(obj: Any) -> Row:
         raise ValueError(f"missing column {', '.join(missing)}")
     extra = sorted(set(obj) - set(ROW_KEYS))
     if extra:
-        raise ValueError(f"unknown column {', '.join(extra)}; the columns are {', '.join(ROW_KEYS)}")
+        raise ValueError(f"unknown column {_names(extra)}; the columns are {', '.join(ROW_KEYS)}")
     if obj["op"] not in OPS:
         raise ValueError(f"op must be one of {', '.join(OPS)}, got {obj['op']!r}")
     if obj["act"] not in ACTS:
@@ -188,7 +198,7 @@ def _meta(obj: Any) -> TableMeta:
         raise ValueError("the header needs a meta object")
     extra = sorted(set(meta) - set(META_KEYS))
     if extra:
-        raise ValueError(f"unknown meta field {', '.join(extra)}; the fields are {', '.join(META_KEYS)}")
+        raise ValueError(f"unknown meta field {_names(extra)}; the fields are {', '.join(META_KEYS)}")
     for name in ("device", "backend"):
         if not isinstance(meta.get(name), str) or not meta[name].strip():
             raise ValueError(f"meta.{name} must be a non-empty string")
@@ -281,7 +291,10 @@ def save(table: CostTable, path: str | Path) -> Path:
     path = Path(path)
     if not path.parent.is_dir():
         raise TableError(str(path), f"folder {str(path.parent)!r} does not exist; create it first")
-    files.write_bytes(path, dump(table).encode("utf-8"))
+    try:
+        files.write_bytes(path, dump(table).encode("utf-8"))
+    except OSError as exc:  # a folder in the way, a name too long, no permission, a full disk
+        raise TableError(str(path), f"cannot be written ({exc.strerror or exc})") from None
     return path
 
 

@@ -168,3 +168,9 @@ def test_console_script_runs_without_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "deepmad", "score", str(bad)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.startswith("deepmad: error:")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["score", "--help"], ["design", "-h"], ["--he"]])
+def test_help_prints_and_returns_0(capsys, argv):
+    assert main(argv) == 0
+    assert "usage: deepmad" in capsys.readouterr().out

@@ -95,7 +95,7 @@ def usage(command: str, message: str) -> str:
 EXPECT_PARAMS = "expected a positive amount such as 1.8G, 11.7M, 250k or 1.82e9"
 EXPECT_RANGE = "expected LO:HI with 0 < LO <= HI (e.g. 1:16)"
 EXPECT_DURATION = "expected a positive duration such as 12ms, 12 (ms), 0.012s or 800us"
-CHOICES = "'score', 'generate', 'design', 'latency', 'profile', 'latency-check', 'import-table', 'tables', 'presets', 'convert'"
+CHOICES = "'score', 'generate', 'design', 'whatif', 'latency', 'profile', 'latency-check', 'import-table', 'tables', 'presets', 'convert'"
 
 
 def case(name: str, argv: list[str], files: dict[str, str] | None, status: int, line: str):
@@ -465,6 +465,32 @@ CASES = [
     case("import-out-empty", *imp(TINY, "-o", ""), 2, f"{E}output: '' is not a file path; give one such as model.py"),
     case("import-device-blank", *imp(TINY, "--device", " "), 2,
          f"{E}--device: must name the device the table was measured on, e.g. 'NVIDIA V100'"),
+    case("convert-name-too-long", ["convert", "a.json", "--to", "json", "-o", "n" * 300], arch("x", "x"), 2,
+         f"{E}{'n' * 300}: cannot be written (File name too long)"),
+    case("score-line-break-in-path", ["score", "a\nb.json"], None, 2, f"{E}a\\nb.json: no such file"),
+    # -- whatif ---------------------------------------------------------------------------------------
+    case("whatif-no-vary", ["whatif", *SMALL], None, 2, usage("whatif", "the following arguments are required: --vary")),
+    case("whatif-unknown-axis", ["whatif", *SMALL, "--vary", "colour=red"], None, 2, usage("whatif",
+         "argument --vary: expected NAME=V1,V2,... or NAME=LO:HI:N with NAME one of flops, params, rho, latency, table, block, "
+         "resolution, nondecreasing, max_depth_spread, got 'colour=red'")),
+    case("whatif-range-reversed", ["whatif", *SMALL, "--vary", "flops=8G:1G:4"], None, 2,
+         usage("whatif", "argument --vary: flops: LO:HI:N needs LO <= HI, got '8G:1G:4'")),
+    case("whatif-range-no-count", ["whatif", *SMALL, "--vary", "flops=1G:2G:0"], None, 2,
+         usage("whatif", "argument --vary: flops: LO:HI:N needs a count N >= 1, got '1G:2G:0'")),
+    case("whatif-bad-block", ["whatif", *SMALL, "--vary", "block=resnext"], None, 2, usage("whatif",
+         "argument --vary: unknown block type 'resnext'; the types are bottleneck, inverted_residual_se, inverted_residual, basic")),
+    case("whatif-axis-twice", ["whatif", *SMALL, "--vary", "flops=1G", "--vary", "flops=2G"], None, 2,
+         f"{E}--vary: each axis may be given once; list its values in one --vary NAME=V1,V2,..."),
+    case("whatif-workers-and-dask", ["whatif", *SMALL, "--vary", "flops=1G", "--workers", "2", "--dask", "tcp://x:1"], None, 2,
+         f"{E}--workers: give --workers N or --dask ADDRESS, not both"),
+    case("whatif-latency-front-no-table", ["whatif", *SMALL, "--vary", "flops=1G", "--x", "latency", "--png", "f.png"], None, 2,
+         f"{E}--x: latency needs --table (or --vary table=...)"),
+    case("whatif-csv-missing-folder", ["whatif", *SMALL, "--vary", "flops=1G", "--csv", "nodir/s.csv"], None, 2,
+         f"{E}nodir/s.csv: folder 'nodir' does not exist; create it first"),
+    case("whatif-bad-resolution-point", ["whatif", *SMALL, "--vary", "resolution=32,36"], None, 2,
+         f"{E}--vary: at resolution=36: resolution: 36 is not divisible by the total stride 8; use a multiple of 8 (e.g. 32)"),
+    case("whatif-html-exists", ["whatif", *SMALL, "--vary", "flops=1G", "--html", "r.html"], {"r.html": "mine"}, 2,
+         f"{E}r.html: exists; pass --force to replace it"),
     # -- found by this table: each once gave a second line, a wrong field, a solve or a file ----------------
     case("profile-out-missing-folder", ["profile", *SMALL, "-o", "nodir/t.jsonl"], None, 2,
          f"{E}nodir/t.jsonl: folder 'nodir' does not exist; create it first"),
@@ -495,7 +521,8 @@ def test_the_table_is_large_and_its_rows_distinct():
     keys = [json.dumps([c.values[0], c.values[1]], sort_keys=True) for c in CASES]
     assert len(set(keys)) == len(keys), "two rows give the same input"
     commands = {c.values[0][0] for c in CASES if c.values[0] and not c.values[0][0].startswith("-")}
-    assert {"score", "generate", "convert", "design", "presets", "tables", "latency", "profile", "latency-check", "import-table"} <= commands
+    assert {"score", "generate", "convert", "design", "presets", "tables", "latency", "profile", "latency-check", "import-table",
+            "whatif"} <= commands
 
 
 @pytest.mark.parametrize("argv,files,status,line", CASES)

@@ -1,0 +1,429 @@
+"""What-if analysis: sweeps of exact solves over budgets, devices, block types and rules.
+
+A sweep varies one or more *axes* of a problem (a budget, the cost table, the
+block type, the resolution, a guideline switch), alone or as a grid, and
+solves every point exactly (:func:`deepmad.solve.solve`). Each point gives one
+row: its inputs, ``status``, ``objective``, ``bound``, ``gap``, the design's
+FLOPs (the problem's convention), parameters, latency (ms) and max rho, the
+budgets that bind (slack within ``slack``, relative), the solve time and the
+design in short (depth, width and kernel per stage).
+
+Points are solved in *chains* of neighbours: each solve starts from the
+previous point's design where that design is feasible (a warm start, see
+:func:`deepmad.solve.solve`'s ``start``). The chains are cut the same way
+whatever runs them, so the table does not depend on the executor (any
+:class:`concurrent.futures.Executor`, a Dask ``Client.get_executor()``
+included) or on the order in which chains finish; only ``solve_seconds``
+differs between runs. With ``out``, rows are appended to a JSON Lines file as
+chains finish, after a header that states the sweep, and an interrupted sweep
+given the same file resumes without solving finished points again.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import itertools
+import json
+import math
+import os
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from . import interrupt
+from .architecture import Architecture
+from .blocks import BLOCK_TYPES
+from .errors import InputError, Interrupted, shown
+from .files import atomic_write_text, read_text
+from .problem import Problem
+from .units import parse_amount, parse_duration_ms
+
+
+@dataclass(frozen=True)
+class AxisKind:
+    """What a sweep can vary: how a typed value is read, and how it changes a problem.
+
+    ``unit`` and ``scale`` say how figures show the value (``value / scale`` in ``unit``)."""
+
+    parse: Callable[[str], Any]
+    apply: Callable[[Problem, Any], Problem]
+    label: str
+    unit: str = ""
+    scale: float = 1.0
+    budget: str | None = None  # the Check field the axis bounds, for budgets
+
+
+def _space(problem: Problem, **changes: Any) -> Problem:
+    return dataclasses.replace(problem, space=dataclasses.replace(problem.space, **changes))
+
+
+def _switch(text: str) -> bool:
+    value = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}.get(text.strip().lower())
+    if value is None:
+        raise InputError("nondecreasing", f"expected on or off, got {shown(text)}")
+    return value
+
+
+def _block(text: str) -> str:
+    if text not in BLOCK_TYPES:
+        raise InputError("block", f"unknown block type {text!r}; the types are {', '.join(BLOCK_TYPES)}")
+    return text
+
+
+def _positive_int(name: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value <= 0:
+            raise InputError(name, f"expected a positive integer, got {shown(text)}")
+        return value
+
+    return parse
+
+
+def _spread(text: str) -> int | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise InputError("max_depth_spread", f"expected an integer >= 0 or none, got {shown(text)}")
+    return value
+
+
+@lru_cache(maxsize=8)
+def _model(table: str, batch: int | None):
+    from .latency import load_model
+
+    return load_model(table, batch=batch)
+
+
+def _table(problem: Problem, table: str) -> Problem:
+    batch = problem.latency_model.predictor.batch if problem.latency_model is not None else None
+    return dataclasses.replace(problem, latency_model=_model(table, batch))
+
+
+AXES: dict[str, AxisKind] = {
+    "flops": AxisKind(lambda t: parse_amount(t, "flops"), lambda p, v: dataclasses.replace(p, flops=v), "FLOPs budget", "GFLOPs", 1e9, "flops"),
+    "params": AxisKind(lambda t: parse_amount(t, "params"), lambda p, v: dataclasses.replace(p, params=v), "parameter budget", "M", 1e6, "params"),
+    "rho": AxisKind(lambda t: parse_amount(t, "rho"), lambda p, v: dataclasses.replace(p, rho=v), "rho0", "", 1.0, "rho"),
+    "latency": AxisKind(lambda t: parse_duration_ms(t, "latency"), lambda p, v: dataclasses.replace(p, latency=v), "latency budget", "ms", 1.0,
+                        "latency_ms"),
+    "table": AxisKind(str, _table, "cost table"),
+    "block": AxisKind(_block, lambda p, v: _space(p, block=v, inner_ratio=None), "block type"),
+    "resolution": AxisKind(_positive_int("resolution"), lambda p, v: _space(p, resolution=v), "resolution", "px"),
+    "nondecreasing": AxisKind(_switch, lambda p, v: dataclasses.replace(p, nondecreasing=v), "non-decreasing widths"),
+    "max_depth_spread": AxisKind(_spread, lambda p, v: dataclasses.replace(p, max_depth_spread=v), "max depth spread"),
+}
+"""The axes a sweep can vary, by name."""
+
+BUDGETS = ("flops", "params", "latency", "rho")
+
+
+def parse_axis(text: str) -> tuple[str, tuple]:
+    """``NAME=V1,V2,...`` or, for budgets, ``NAME=LO:HI:N`` (N evenly spaced values, ends included)."""
+    name, sep, values = text.partition("=")
+    name = name.strip().replace("-", "_")
+    if not sep or name not in AXES:
+        raise InputError("--vary", f"expected NAME=V1,V2,... or NAME=LO:HI:N with NAME one of {', '.join(AXES)}, got {shown(text)}")
+    kind = AXES[name]
+    parts = values.split(":")
+    if len(parts) == 3 and name in BUDGETS:
+        lo, hi = kind.parse(parts[0]), kind.parse(parts[1])
+        n = parts[2].strip().isdigit() and int(parts[2])
+        if not n:
+            raise InputError("--vary", f"{name}: LO:HI:N needs a count N >= 1, got {shown(values)}")
+        if hi < lo:
+            raise InputError("--vary", f"{name}: LO:HI:N needs LO <= HI, got {shown(values)}")
+        return name, tuple(lo + (hi - lo) * i / (n - 1) for i in range(n)) if n > 1 else (lo,)
+    items = tuple(kind.parse(v) for v in values.split(",") if v.strip())
+    if not items:
+        raise InputError("--vary", f"{name}: no values given, e.g. {name}=1G,2G or {name}=1G:8G:8")
+    return name, items
+
+
+def points(axes: Mapping[str, Sequence]) -> list[dict[str, Any]]:
+    """Every combination of the axes' values, the first axis slowest."""
+    names = list(axes)
+    return [dict(zip(names, combo)) for combo in itertools.product(*(axes[n] for n in names))]
+
+
+def variant(problem: Problem, point: Mapping[str, Any]) -> Problem:
+    """``problem`` with the point's values applied (in the axes' order)."""
+    for name, value in point.items():
+        problem = AXES[name].apply(problem, value)
+    return problem
+
+
+def summary(arch: Architecture) -> str:
+    """A design in one line: stem width, then per stage ``depth x width (kernel)``."""
+    return f"stem {arch.stem.channels} | " + " ".join(f"{s.depth}x{s.channels}k{s.kernel}" for s in arch.stages)
+
+
+def binding(problem: Problem, check, *, slack: float) -> list[str]:
+    """The budgets the design meets with at most ``slack`` (relative) to spare."""
+    out = []
+    for name, field in (("flops", "flops"), ("params", "params"), ("latency", "latency_ms"), ("rho", "rho")):
+        limit = getattr(problem, name)
+        value = getattr(check, field)
+        if limit is not None and value is not None and value >= limit * (1 - slack):
+            out.append(name)
+    if problem.max_layers is not None and check.layers >= problem.max_layers * (1 - slack):
+        out.append("layers")
+    return out
+
+
+CHAIN = 4
+"""Points per chain of neighbours by default: longer chains warm-start more solves, shorter
+ones spread over more workers."""
+
+COLUMNS = ("index", "status", "objective", "bound", "gap", "design_flops", "design_params", "design_latency_ms", "design_rho",
+           "layers", "binding", "solve_seconds", "design")
+"""A row's columns after the axes' (whose names are the inputs, e.g. the ``flops`` budget):
+``design_*`` are the returned design's FLOPs (the problem's convention), parameters, latency (ms)
+and max rho."""
+
+
+def solve_chain(problem: Problem, chain: Sequence[tuple[int, dict[str, Any]]], *, time_limit: float, gap: float, method: str,
+                slack: float, warm_start: bool, on_row: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Solve the points of one chain in order, each from the previous design where it is feasible;
+    ``on_row(row)`` as each is done. Ctrl-C stops the chain (:class:`KeyboardInterrupt`): the
+    interrupted point is not a finished row."""
+    from .solve import solve
+
+    rows, before = [], None
+    for index, point in chain:
+        p = variant(problem, point)
+        start = before if warm_start and before is not None and p.check(before).feasible else None
+        try:
+            s = solve(p, time_limit=time_limit, gap=gap, method=method, start=start)
+        except Interrupted:
+            raise KeyboardInterrupt from None
+        if interrupt.requested():  # during the solve, whether or not it had finished
+            raise KeyboardInterrupt
+        row: dict[str, Any] = {"index": index, **{k: _plain(v) for k, v in point.items()}, "status": s.status,
+                               "objective": s.objective, "bound": s.bound if math.isfinite(s.bound) else None, "gap": s.gap}
+        if s.check is not None:
+            row |= {"design_flops": s.check.flops, "design_params": s.check.params, "design_latency_ms": s.check.latency_ms,
+                    "design_rho": s.check.rho, "layers": s.check.layers, "binding": ";".join(binding(p, s.check, slack=slack)),
+                    "design": summary(s.architecture), "architecture": s.architecture.to_dict()}
+        else:
+            row["shortfalls"] = [{"name": f.name, "limit": f.limit, "smallest": f.smallest} for f in s.shortfalls]
+        row["solve_seconds"] = s.solve_seconds
+        row["warm_start"] = start is not None
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
+        before = s.architecture or before
+    return rows
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
+
+
+def chains(count: int, *, parts: int) -> list[range]:
+    """``range(count)`` cut into at most ``parts`` contiguous chains of near-equal length."""
+    parts = max(1, min(parts, count))
+    bounds = [round(i * count / parts) for i in range(parts + 1)]
+    return [range(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+@dataclass
+class Sweep:
+    """A finished sweep: the axes, and one row per point in the points' order."""
+
+    axes: dict[str, tuple]
+    rows: list[dict[str, Any]]
+
+    def columns(self) -> list[str]:
+        extra = [k for k in (self.rows[0] if self.rows else {}) if k.startswith("next_change_")]
+        return ["index", *self.axes, *(c for c in COLUMNS if c != "index"), *extra]
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=self.columns(), extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for row in self.rows:
+            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in self.columns()})
+        return buf.getvalue()
+
+    def to_json(self) -> str:
+        return json.dumps({"axes": {k: list(map(_plain, v)) for k, v in self.axes.items()}, "rows": self.rows}, indent=1) + "\n"
+
+    def marginals(self, budget: str) -> list[float | None]:
+        """Per row, the objective gained per unit of ``budget`` (in the axis' display unit) from
+        the neighbouring points along that axis, other axes equal (central differences; one-sided
+        at the ends); ``None`` where a neighbour has no design."""
+        kind = AXES[budget]
+        others = [a for a in self.axes if a != budget]
+        out: list[float | None] = [None] * len(self.rows)
+        groups: dict[tuple, list[int]] = {}
+        for i, row in enumerate(self.rows):
+            groups.setdefault(tuple(row[a] for a in others), []).append(i)
+        for members in groups.values():
+            members.sort(key=lambda i: self.rows[i][budget])
+            for pos, i in enumerate(members):
+                lo, hi = members[max(0, pos - 1)], members[min(len(members) - 1, pos + 1)]
+                a, b = self.rows[lo], self.rows[hi]
+                if a[budget] != b[budget] and a["objective"] is not None and b["objective"] is not None:
+                    out[i] = (b["objective"] - a["objective"]) / ((b[budget] - a[budget]) / kind.scale)
+        return out
+
+
+def _header(problem: Problem, axes: Mapping[str, Sequence], settings: dict[str, Any]) -> dict[str, Any]:
+    model = problem.latency_model
+    described = repr(dataclasses.replace(problem, latency=None, latency_model=None))
+    if model is not None:
+        described += f", latency {problem.latency} ms on {model.name}"
+    return {"format": "deepmad-sweep", "version": 1, "problem": described, "axes": {k: list(map(_plain, v)) for k, v in axes.items()},
+            "settings": settings}
+
+
+def _resume(path: Path, header: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """The finished rows of an earlier run of the same sweep at ``path`` (a half-written last line is dropped)."""
+    lines = read_text(path, max_bytes=1 << 30).split("\n")
+    try:
+        first = json.loads(lines[0])
+    except ValueError:
+        first = None
+    if first != header:
+        raise InputError(str(path), "holds another sweep (other problem, axes or settings); give another --out, or --force to start afresh")
+    done = {}
+    for line in lines[1:]:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue  # the half-written last line of a killed run
+        done[row["index"]] = row
+    return done
+
+
+def sweep(
+    problem: Problem,
+    axes: Mapping[str, Sequence],
+    *,
+    time_limit: float = 60.0,
+    gap: float = 1e-5,
+    method: str = "auto",
+    executor: Executor | None = None,
+    chain_count: int | None = None,
+    out: str | Path | None = None,
+    force: bool = False,
+    slack: float = 0.03,
+    warm_start: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> Sweep:
+    """Solve ``problem`` at every point of ``axes`` (name -> values, see :data:`AXES`).
+
+    ``time_limit`` (s) and ``gap`` apply to each solve. ``executor`` runs the chains (default:
+    in this process, one after another); ``chain_count`` (default: one per :data:`CHAIN`
+    points, whatever the executor) sets how the points are cut into chains of neighbours. ``out``: a
+    JSON Lines file that keeps finished rows, resumed when it holds the same sweep (``force``
+    starts it afresh). ``slack``: relative slack within which a budget binds.
+    ``progress(done, total)`` is called as rows come in."""
+    unknown = [a for a in axes if a not in AXES]
+    if unknown:
+        raise InputError("axes", f"unknown axis {unknown[0]!r}; the axes are {', '.join(AXES)}")
+    if not axes or any(len(v) == 0 for v in axes.values()):
+        raise InputError("axes", "give at least one axis with at least one value")
+    axes = {k: tuple(v) for k, v in axes.items()}
+    grid = points(axes)
+    settings = {"time_limit": time_limit, "gap": gap, "method": method, "slack": slack, "warm_start": warm_start}
+    header = _header(problem, axes, settings)
+    done: dict[int, dict[str, Any]] = {}
+    path = Path(out) if out is not None else None
+    if path is not None:
+        if path.exists() and not force:
+            done = _resume(path, header)
+        else:
+            atomic_write_text(path, json.dumps(header) + "\n")
+    if chain_count is None:
+        chain_count = math.ceil(len(grid) / CHAIN)
+    todo = [[(i, grid[i]) for i in c if i not in done] for c in chains(len(grid), parts=chain_count)]
+    todo = [c for c in todo if c]
+    kwargs = dict(time_limit=time_limit, gap=gap, method=method, slack=slack, warm_start=warm_start)
+
+    def finished(rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            done[row["index"]] = row
+        if path is not None:
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write("".join(json.dumps(r) + "\n" for r in rows))
+                fh.flush()
+                os.fsync(fh.fileno())
+        if progress is not None:
+            progress(len(done), len(grid))
+
+    if executor is None:  # rows are kept one by one, so Ctrl-C loses only the point being solved
+        for chain in todo:
+            solve_chain(problem, chain, on_row=lambda row: finished([row]), **kwargs)
+    else:
+        from concurrent.futures import as_completed
+
+        futures = [executor.submit(solve_chain, problem, chain, **kwargs) for chain in todo]
+        for future in as_completed(futures):
+            finished(future.result())
+    return Sweep(axes, [done[i] for i in range(len(grid))])
+
+
+_FIELDS = {"flops": "flops", "params": "params", "latency": "latency_ms", "rho": "rho"}
+
+
+def next_change(problem: Problem, budget: str, design: Architecture, objective: float, *, ceiling: float, time_limit: float = 60.0,
+                gap: float = 1e-5, method: str = "auto") -> float | None:
+    """The smallest value of ``budget`` (``flops``, ``params``, ``latency`` or ``rho``), at most
+    ``ceiling``, at which a design better than ``design`` (worth ``objective``) exists: where the
+    optimum changes as the budget grows. ``None`` when none exists up to ``ceiling``.
+
+    Solve at ``ceiling``; while the optimum beats ``objective``, solve again just below that
+    optimum's own cost (one unit below for integer costs). The last optimum's cost is the change
+    point: below it the optimum is still worth ``objective``, at it that optimum fits. Exact
+    when every solve is proven optimal (each is warm-started from ``design``)."""
+    from .solve import solve
+
+    field, integral = _FIELDS[budget], budget in ("flops", "params")
+
+    def better(limit: float):
+        s = solve(dataclasses.replace(problem, **{budget: limit}), time_limit=time_limit, gap=gap, method=method, start=design)
+        return s if s.check is not None and s.objective > objective + 1e-9 * abs(objective) else None
+
+    found = better(ceiling)
+    if found is None:
+        return None
+    while True:
+        cost = getattr(found.check, field)
+        below = better(cost - 1 if integral else cost * (1 - 1e-9))
+        if below is None:
+            return float(cost)
+        found = below
+
+
+def change_points(problem: Problem, sweep: Sweep, budget: str, **solve_options: Any) -> list[float | None]:
+    """Per row of a sweep along ``budget``: the smallest budget above the row's at which its
+    design would change (:func:`next_change`, up to the next point of the same other inputs);
+    ``None`` at the last point of each run, where the next point has no better design, or where
+    the row has no design."""
+    others = [a for a in sweep.axes if a != budget]
+    groups: dict[tuple, list[int]] = {}
+    for i, row in enumerate(sweep.rows):
+        groups.setdefault(tuple(row[a] for a in others), []).append(i)
+    out: list[float | None] = [None] * len(sweep.rows)
+    for members in groups.values():
+        members.sort(key=lambda i: sweep.rows[i][budget])
+        for i, j in zip(members, members[1:]):
+            row, after = sweep.rows[i], sweep.rows[j]
+            if row.get("architecture") is None or after.get("objective") is None or after["objective"] <= row["objective"] + 1e-9 * abs(row["objective"]):
+                continue
+            point = {a: row[a] for a in sweep.axes}
+            out[i] = next_change(variant(problem, point), budget, Architecture.from_dict(row["architecture"]), row["objective"],
+                                 ceiling=after[budget], **solve_options)
+    return out
