@@ -247,26 +247,39 @@ def _solve_large(problem: Problem, time_limit: float, gap: float, progress: bool
         problem, time_limit=0.85 * left(), tolerance=gap, floor=floor, start_with=arch if found else None, log=log
     )
     bound = result.bound
-    if found and bound - check.objective > gap * abs(bound) and not interrupt.requested():
-        kept = colgen.survivors(problem, result, check.objective, limit=MAX_SURVIVORS)
-        if log:
+    if (not found or bound - check.objective > gap * abs(bound)) and not interrupt.requested():
+        kept = colgen.survivors(problem, result, check.objective, limit=MAX_SURVIVORS) if found else None
+        if log and found:
             left_ = f"more than {MAX_SURVIVORS:,}" if kept is None else f"{sum(len(k) for k in kept):,}"
             log(f"reduced-cost fixing: {left_} options can beat the design (bound {bound:.4f})")
         if kept is not None:
             tables = Tables(stem_options(problem), [pareto(k) for k in kept])
+        elif problem.space.option_count() <= MAX_OPTIONS:
+            # Too many options survive (or no design is known yet), but the whole program is small
+            # enough to state: solve it with the time left, from the design found so far.
+            tables = Tables.of(problem)
+            if log:
+                log(f"the whole program ({tables.size:,} options) on HiGHS for the {left():.0f} s left")
+        else:
+            tables = None
+        if tables is not None:
             m = build_program(problem, tables, bounds=result.bounds)
-            solved = _highs(m, left(), gap, progress)
+            solved = _highs(m, left(), gap, progress, _start_values(m, tables, arch) if found else None)
             if _has_solution(solved):
                 solved.solution_loader.load_vars()
                 better = assemble(problem, *picked(m, tables))
                 better_check = problem.check(better)
                 if not better_check.feasible:
                     raise DeepmadError(f"internal error: the solver's design breaks {', '.join(v.message for v in better_check.violations)}")
-                if better_check.objective > check.objective:
-                    arch, check = better, better_check
-            # Designs outside the kept options are worth less than the local search's design.
+                if not found or better_check.objective > check.objective:
+                    arch, check, found = better, better_check, True
+            # Designs outside the kept options are worth less than the design found before.
             milp_bound = solved.objective_bound if solved.objective_bound is not None else math.inf
-            bound = min(bound, max(milp_bound, check.objective))
+            if found:
+                bound = min(bound, max(milp_bound, check.objective))
+            elif "infeasible" in str(solved.termination_condition).lower() and kept is None:
+                return Solution("infeasible", None, None, -math.inf, time.perf_counter() - began, "colgen-highs",
+                                _shortfalls(problem, left()))
     seconds = time.perf_counter() - began
     if not found and not check.feasible:
         if interrupt.requested():

@@ -163,6 +163,22 @@ def test_column_generation_proves_the_same_optimum_as_the_whole_program(block, f
     assert problem.check(large.architecture).objective == large.objective
 
 
+@pytest.mark.parametrize("block", BLOCKS)
+def test_when_too_many_options_survive_a_space_small_enough_is_solved_whole(block, monkeypatch):
+    """Reduced-cost fixing leaves more options than the survivors' MILP takes: the whole program
+    (small enough to state) is solved with the time left, from the design found so far."""
+    from deepmad import solve as solve_module
+
+    space = _space(block)
+    free = solve(Problem(space, rho=0.5), method="milp")
+    problem = Problem(space, flops=0.6 * free.check.flops, params=0.7 * free.check.params, rho=0.5)
+    whole = solve(problem, method="milp")
+    monkeypatch.setattr(solve_module, "MAX_SURVIVORS", 0)
+    monkeypatch.setattr(solve_module, "local_search", lambda p, **kw: p.space.skeleton())  # a poor first design
+    large = solve(problem, method="colgen")
+    assert large.status == "optimal" and large.objective == pytest.approx(whole.objective, rel=1e-5)
+
+
 @pytest.mark.parametrize("block", ["bottleneck", "inverted_residual_se"])
 @pytest.mark.parametrize("share", [0.6, 0.85])
 def test_column_generation_with_a_latency_budget_proves_the_same_optimum(block, share):
