@@ -186,10 +186,10 @@ CHAIN = 4
 ones spread over more workers."""
 
 COLUMNS = ("index", "status", "objective", "bound", "gap", "design_flops", "design_params", "design_latency_ms", "design_rho",
-           "layers", "binding", "solve_seconds", "design")
+           "layers", "binding", "solve_seconds", "design", "design_from")
 """A row's columns after the axes' (whose names are the inputs, e.g. the ``flops`` budget):
 ``design_*`` are the returned design's FLOPs (the problem's convention), parameters, latency (ms)
-and max rho."""
+and max rho; ``design_from`` is the point whose design a point took (:func:`shared`), if any."""
 
 
 def solve_chain(problem: Problem, chain: Sequence[tuple[int, dict[str, Any]]], *, time_limit: float, gap: float, method: str,
@@ -321,6 +321,7 @@ def sweep(
     slack: float = 0.03,
     warm_start: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    share_designs: bool = True,
 ) -> Sweep:
     """Solve ``problem`` at every point of ``axes`` (name -> values, see :data:`AXES`).
 
@@ -328,7 +329,8 @@ def sweep(
     in this process, one after another); ``chain_count`` (default: one per :data:`CHAIN`
     points, whatever the executor) sets how the points are cut into chains of neighbours. ``out``: a
     JSON Lines file that keeps finished rows, resumed when it holds the same sweep (``force``
-    starts it afresh). ``slack``: relative slack within which a budget binds.
+    starts it afresh). ``slack``: relative slack within which a budget binds. ``share_designs``:
+    points not proven optimal take a better design of another point where it fits (:func:`shared`).
     ``progress(done, total)`` is called as rows come in."""
     unknown = [a for a in axes if a not in AXES]
     if unknown:
@@ -372,7 +374,46 @@ def sweep(
         futures = [executor.submit(solve_chain, problem, chain, **kwargs) for chain in todo]
         for future in as_completed(futures):
             finished(future.result())
-    return Sweep(axes, [done[i] for i in range(len(grid))])
+    rows = [done[i] for i in range(len(grid))]
+    if share_designs:
+        rows = shared(problem, rows, grid, slack=slack, gap=gap)
+    return Sweep(axes, rows)
+
+
+def shared(problem: Problem, rows: list[dict[str, Any]], grid: list[dict[str, Any]], *, slack: float, gap: float) -> list[dict[str, Any]]:
+    """The rows, where a point not proven optimal takes the best design of any other point that
+    meets its constraints and is worth more than its own (``design_from`` names that point; its
+    bound, from its own solve, stays valid). A design found under a smaller budget is feasible
+    under a larger one, so along a budget axis the objectives of such rows no longer decrease
+    where one chain of solves ran out of time before the next."""
+    designs = [(r["index"], Architecture.from_dict(r["architecture"])) for r in rows if r.get("architecture") is not None]
+    out = []
+    for row, point in zip(rows, grid):
+        if row["status"] in ("optimal", "infeasible"):
+            out.append(row)
+            continue
+        p = variant(problem, point)
+        best = None
+        for index, arch in designs:
+            if index == row["index"]:
+                continue
+            check = p.check(arch)
+            if check.feasible and check.objective > (best[2].objective if best else row["objective"] or -math.inf):
+                best = (index, arch, check)
+        if best is None:
+            out.append(row)
+            continue
+        index, arch, check = best
+        bound = row["bound"] if row["bound"] is not None else math.inf
+        bound = max(bound, check.objective)
+        out.append(row | {
+            "objective": check.objective, "bound": bound, "gap": max(0.0, (bound - check.objective) / abs(bound)) if bound else 0.0,
+            "status": "optimal" if bound - check.objective <= gap * abs(bound) + 1e-9 else row["status"],
+            "design_flops": check.flops, "design_params": check.params, "design_latency_ms": check.latency_ms, "design_rho": check.rho,
+            "layers": check.layers, "binding": ";".join(binding(p, check, slack=slack)), "design": summary(arch),
+            "architecture": arch.to_dict(), "design_from": index,
+        })
+    return out
 
 
 _FIELDS = {"flops": "flops", "params": "params", "latency": "latency_ms", "rho": "rho"}

@@ -118,7 +118,7 @@ def test_whatif_command_writes_the_table_the_front_and_the_report(tmp_path, caps
     err = capsys.readouterr().err
     assert "8 points: 8 optimal" in err
     assert paths["csv"].read_text().splitlines()[0].startswith("index,flops,nondecreasing,status,objective,bound,gap,design_flops")
-    assert paths["csv"].read_text().splitlines()[0].endswith(",design,next_change_flops")
+    assert paths["csv"].read_text().splitlines()[0].endswith(",design,design_from,next_change_flops")
     assert len(json.loads(paths["json"].read_text())["rows"]) == 8
     image = matplotlib.image.imread(paths["png"])
     assert image.shape[0] > 400 and image.shape[1] > 600
@@ -176,3 +176,17 @@ def test_change_points_are_where_the_optimum_first_improves():
         at = solve(dataclasses.replace(PROBLEM, flops=change), time_limit=60)
         just_below = solve(dataclasses.replace(PROBLEM, flops=change - 1), time_limit=60)
         assert at.objective > row["objective"] and just_below.objective == pytest.approx(row["objective"], rel=1e-9)
+
+
+def test_a_point_not_proven_optimal_takes_a_better_design_that_fits_it():
+    exact = whatif.sweep(PROBLEM, {"flops": FLOPS[1:]}, time_limit=60)
+    rows = [dict(r) for r in exact.rows]
+    weak = rows[-1]
+    first = rows[0]
+    weak.update(status="time_limit", objective=first["objective"], architecture=first["architecture"], bound=weak["bound"] * 1.5)
+    fixed = whatif.shared(PROBLEM, rows, whatif.points(exact.axes), slack=0.03, gap=1e-5)
+    assert fixed[:-1] == rows[:-1]  # proven rows are left as they are
+    last = fixed[-1]
+    assert last["objective"] == max(r["objective"] for r in rows[:-1]) and last["design_from"] is not None
+    assert last["status"] == "time_limit" and last["bound"] == weak["bound"] and last["gap"] > 0
+    assert last["design_flops"] <= last["flops"]
