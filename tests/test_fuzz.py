@@ -706,18 +706,11 @@ range_texts = st.one_of(
 )
 
 
+@pytest.mark.parametrize("parse,field", [(parse_amount, "--flops"), (parse_duration_ms, "--latency")], ids=["amount", "duration"])
 @_settings(300)
-@given(number_texts)
-def test_parse_amount_gives_a_positive_finite_value_or_input_error(text):
-    value = clean(parse_amount, text, "--flops")
-    if value is not None:
-        assert isinstance(value, float) and math.isfinite(value) and value > 0
-
-
-@_settings(300)
-@given(number_texts)
-def test_parse_duration_gives_a_positive_finite_value_or_input_error(text):
-    value = clean(parse_duration_ms, text, "--latency")
+@given(text=number_texts)
+def test_amounts_and_durations_are_positive_finite_values_or_input_errors(parse, field, text):
+    value = clean(parse, text, field)
     if value is not None:
         assert isinstance(value, float) and math.isfinite(value) and value > 0
 
