@@ -241,8 +241,9 @@ def _cmd_design(args: argparse.Namespace) -> int:
     if args.json != "-":
         print(
             f"{solution.status}{'' if solution.status == 'optimal' else ' (not proven optimal)'}: "
-            f"objective {solution.objective:.4f}, bound {solution.bound:.4f}, gap {solution.gap:.2e}, "
-            f"{solution.solve_seconds:.2f} s" + (f"; wrote {args.out}" if args.out else "")
+            f"objective {solution.objective:.4f}, "
+            + (f"bound {solution.bound:.4f}, gap {solution.gap:.2e}, " if solution.gap is not None else "no bound proven yet, ")
+            + f"{solution.solve_seconds:.2f} s" + (f"; wrote {args.out}" if args.out else "")
         )
         print(table(solution.architecture, out["metrics"]))
     return 0
@@ -421,7 +422,9 @@ def _cmd_whatif(args: argparse.Namespace) -> int:
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            result = whatif.sweep(problem, axes, executor=pool, **kwargs)
+            # One chain per worker at a time: on Ctrl-C nothing waits in the pool's queue, and the
+            # workers (same process group) stop their chains at once.
+            result = whatif.sweep(problem, axes, executor=pool, in_flight=args.workers, **kwargs)
     else:
         result = whatif.sweep(problem, axes, **kwargs)
     if args.change_points:
@@ -648,7 +651,7 @@ def _joined_negatives(argv: list[str]) -> list[str]:
     user would be told a value is missing instead of that it must be positive."""
     out: list[str] = []
     for token in argv:
-        if out and out[-1].startswith("--") and "=" not in out[-1] and _NEGATIVE.match(token):
+        if out and out[-1].startswith("--") and out[-1] != "--" and "=" not in out[-1] and _NEGATIVE.match(token):
             out[-1] = f"{out[-1]}={token}"
         else:
             out.append(token)

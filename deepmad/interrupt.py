@@ -17,12 +17,19 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 _requested = threading.Event()
+_happened = threading.Event()  # the last catching block saw a Ctrl-C
 _running: list[Any] = []  # Pyomo HiGHS solver objects whose run is in progress
 
 
 def requested() -> bool:
     """Whether Ctrl-C was pressed during the current solve."""
     return _requested.is_set()
+
+
+def happened() -> bool:
+    """Whether Ctrl-C was pressed during the last solve that caught it (even if that solve went on
+    to finish): a caller running many solves stops there."""
+    return _happened.is_set()
 
 
 def past(deadline: float) -> bool:
@@ -45,10 +52,14 @@ def catching() -> Iterator[None]:
         return
     previous = signal.signal(signal.SIGINT, _handler)
     _requested.clear()
+    _happened.clear()
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        if _requested.is_set():
+            _happened.set()
+        _requested.clear()  # later solves, in any thread, start afresh
 
 
 def _handler(signum: int, frame: Any) -> None:

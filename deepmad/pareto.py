@@ -50,7 +50,10 @@ class Reference:
 
 
 def _series(sweep: Sweep, x: str) -> dict[str, list[dict[str, Any]]]:
-    others = [a for a in sweep.axes if a not in (x, *COST_FIELDS, "rho")]
+    # The curve runs along the budget axis of x (or the first budget varied); the other axes,
+    # budgets included, make one curve per combination.
+    along = x if x in sweep.axes else next((a for a in sweep.axes if a in (*COST_FIELDS, "rho")), None)
+    others = [a for a in sweep.axes if a != along]
     out: dict[str, list[dict[str, Any]]] = {}
     for row in sweep.rows:
         if row.get("objective") is None or row.get(COST_FIELDS[x]) is None:
@@ -96,7 +99,8 @@ def front_png(sweep: Sweep, *, x: str = "flops", references: Sequence[Reference]
     ax.set_ylabel("DeepMAD objective (weighted entropy - depth penalty)")
     ax.set_title(title or f"Optimal objective against {x}")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    if ax.get_legend_handles_labels()[0]:  # nothing to label when no point has a design
+        ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

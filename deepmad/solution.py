@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -47,13 +48,15 @@ class Solution:
     def gap(self) -> float | None:
         if self.check is None:
             return None
+        if not math.isfinite(self.bound):  # no bound was proven
+            return None
         return max(0.0, (self.bound - self.check.objective) / abs(self.bound)) if self.bound else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
             "objective": self.objective,
-            "bound": self.bound,
+            "bound": self.bound if math.isfinite(self.bound) else None,
             "gap": self.gap,
             "solve_seconds": self.solve_seconds,
             "method": self.method,

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
 import itertools
 import json
 import math
 import os
+import re
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -37,7 +39,7 @@ from typing import Any, Callable, Mapping, Sequence
 from . import interrupt
 from .architecture import Architecture
 from .blocks import BLOCK_TYPES
-from .errors import InputError, Interrupted, shown
+from .errors import DeepmadError, InputError, Interrupted, shown
 from .files import atomic_write_text, read_text
 from .problem import Problem
 from .units import parse_amount, parse_duration_ms
@@ -127,6 +129,9 @@ AXES: dict[str, AxisKind] = {
 
 BUDGETS = ("flops", "params", "latency", "rho")
 
+MAX_POINTS = 10_000
+"""Most values of one axis."""
+
 
 def parse_axis(text: str) -> tuple[str, tuple]:
     """``NAME=V1,V2,...`` or, for budgets, ``NAME=LO:HI:N`` (N evenly spaced values, ends included)."""
@@ -138,9 +143,9 @@ def parse_axis(text: str) -> tuple[str, tuple]:
     parts = values.split(":")
     if len(parts) == 3 and name in BUDGETS:
         lo, hi = kind.parse(parts[0]), kind.parse(parts[1])
-        n = parts[2].strip().isdigit() and int(parts[2])
-        if not n:
-            raise InputError("--vary", f"{name}: LO:HI:N needs a count N >= 1, got {shown(values)}")
+        n = int(parts[2]) if re.fullmatch(r"[0-9]{1,5}", parts[2].strip()) else 0
+        if not 1 <= n <= MAX_POINTS or (n == 1 and hi != lo):
+            raise InputError("--vary", f"{name}: LO:HI:N needs a count N from 2 to {MAX_POINTS:,} (1 when LO == HI), got {shown(values)}")
         if hi < lo:
             raise InputError("--vary", f"{name}: LO:HI:N needs LO <= HI, got {shown(values)}")
         return name, tuple(lo + (hi - lo) * i / (n - 1) for i in range(n)) if n > 1 else (lo,)
@@ -186,10 +191,11 @@ CHAIN = 4
 ones spread over more workers."""
 
 COLUMNS = ("index", "status", "objective", "bound", "gap", "design_flops", "design_params", "design_latency_ms", "design_rho",
-           "layers", "binding", "solve_seconds", "design", "design_from")
+           "layers", "binding", "solve_seconds", "design", "design_from", "error")
 """A row's columns after the axes' (whose names are the inputs, e.g. the ``flops`` budget):
 ``design_*`` are the returned design's FLOPs (the problem's convention), parameters, latency (ms)
-and max rho; ``design_from`` is the point whose design a point took (:func:`shared`), if any."""
+and max rho; ``design_from`` is the point whose design a point took (:func:`shared`), if any;
+``error`` says why a point has no design (the budget the space cannot meet, and its smallest value)."""
 
 
 def solve_chain(problem: Problem, chain: Sequence[tuple[int, dict[str, Any]]], *, time_limit: float, gap: float, method: str,
@@ -207,7 +213,16 @@ def solve_chain(problem: Problem, chain: Sequence[tuple[int, dict[str, Any]]], *
             s = solve(p, time_limit=time_limit, gap=gap, method=method, start=start)
         except Interrupted:
             raise KeyboardInterrupt from None
-        if interrupt.requested():  # during the solve, whether or not it had finished
+        except InputError:
+            raise
+        except DeepmadError as exc:  # e.g. no design found within the time limit: a row that says so
+            row = {"index": index, **{k: _plain(v) for k, v in point.items()}, "status": "time_limit", "objective": None,
+                   "bound": None, "gap": None, "error": str(exc), "solve_seconds": time_limit, "warm_start": start is not None}
+            rows.append(row)
+            if on_row is not None:
+                on_row(row)
+            continue
+        if interrupt.happened():  # during the solve, whether or not it had finished
             raise KeyboardInterrupt
         row: dict[str, Any] = {"index": index, **{k: _plain(v) for k, v in point.items()}, "status": s.status,
                                "objective": s.objective, "bound": s.bound if math.isfinite(s.bound) else None, "gap": s.gap}
@@ -217,6 +232,7 @@ def solve_chain(problem: Problem, chain: Sequence[tuple[int, dict[str, Any]]], *
                     "design": summary(s.architecture), "architecture": s.architecture.to_dict()}
         else:
             row["shortfalls"] = [{"name": f.name, "limit": f.limit, "smallest": f.smallest} for f in s.shortfalls]
+            row["error"] = "; ".join(f.message for f in s.shortfalls) or "the budgets are reachable one by one, not together"
         row["solve_seconds"] = s.solve_seconds
         row["warm_start"] = start is not None
         rows.append(row)
@@ -274,36 +290,47 @@ class Sweep:
             for pos, i in enumerate(members):
                 lo, hi = members[max(0, pos - 1)], members[min(len(members) - 1, pos + 1)]
                 a, b = self.rows[lo], self.rows[hi]
-                if a[budget] != b[budget] and a["objective"] is not None and b["objective"] is not None:
+                if a[budget] != b[budget] and None not in (a["objective"], b["objective"], self.rows[i]["objective"]):
                     out[i] = (b["objective"] - a["objective"]) / ((b[budget] - a[budget]) / kind.scale)
         return out
 
 
+def _digest(table: str) -> str:
+    """A short digest of a cost table's file (an edited or re-profiled table is another table)."""
+    from .latency import find_table
+
+    return hashlib.sha256(Path(find_table(table)).read_bytes()).hexdigest()[:16]
+
+
 def _header(problem: Problem, axes: Mapping[str, Sequence], settings: dict[str, Any]) -> dict[str, Any]:
+    """What a sweep's ``out`` file starts with: a resumed file must state the same sweep."""
     model = problem.latency_model
     described = repr(dataclasses.replace(problem, latency=None, latency_model=None))
+    tables = {}
     if model is not None:
-        described += f", latency {problem.latency} ms on {model.name}"
-    return {"format": "deepmad-sweep", "version": 1, "problem": described, "axes": {k: list(map(_plain, v)) for k, v in axes.items()},
-            "settings": settings}
+        described += f", latency {problem.latency} ms on {model.name}, batch {model.predictor.batch}"
+        tables[model.name] = _digest(model.name)
+    for name in axes.get("table", ()):
+        tables[str(name)] = _digest(str(name))
+    return {"format": "deepmad-sweep", "version": 1, "problem": described, "axes": [[k, list(map(_plain, v))] for k, v in axes.items()],
+            "tables": tables, "settings": settings}
 
 
 def _resume(path: Path, header: dict[str, Any]) -> dict[int, dict[str, Any]]:
     """The finished rows of an earlier run of the same sweep at ``path`` (a half-written last line is dropped)."""
-    lines = read_text(path, max_bytes=1 << 30).split("\n")
-    try:
-        first = json.loads(lines[0])
-    except ValueError:
-        first = None
-    if first != header:
-        raise InputError(str(path), "holds another sweep (other problem, axes or settings); give another --out, or --force to start afresh")
+    text = read_text(path, max_bytes=1 << 30)
+    lines = text.split("\n")
+    if lines[0] != json.dumps(header):  # the same text: the same axes in the same order, settings and tables
+        raise InputError(str(path), "holds another sweep (other problem, axes, tables or settings); give another --out, or --force to start afresh")
     done = {}
-    for line in lines[1:]:
+    for line in lines[1:-1]:  # complete lines only
         try:
             row = json.loads(line)
-        except ValueError:
-            continue  # the half-written last line of a killed run
-        done[row["index"]] = row
+            done[int(row["index"])] = row
+        except (ValueError, KeyError, TypeError):
+            raise InputError(str(path), f"holds a line that is not a sweep row: {shown(line)}; give another --out, or --force") from None
+    if lines[-1]:  # the half-written last line of a killed run: cut it off before appending
+        atomic_write_text(path, text[: len(text) - len(lines[-1])])
     return done
 
 
@@ -322,6 +349,7 @@ def sweep(
     warm_start: bool = True,
     progress: Callable[[int, int], None] | None = None,
     share_designs: bool = True,
+    in_flight: int | None = None,
 ) -> Sweep:
     """Solve ``problem`` at every point of ``axes`` (name -> values, see :data:`AXES`).
 
@@ -331,7 +359,9 @@ def sweep(
     JSON Lines file that keeps finished rows, resumed when it holds the same sweep (``force``
     starts it afresh). ``slack``: relative slack within which a budget binds. ``share_designs``:
     points not proven optimal take a better design of another point where it fits (:func:`shared`).
-    ``progress(done, total)`` is called as rows come in."""
+    ``progress(done, total)`` is called as rows come in. ``in_flight``: at most this many chains
+    handed to the executor at once (default: all), e.g. its worker count, so that Ctrl-C leaves
+    no queued chain behind."""
     unknown = [a for a in axes if a not in AXES]
     if unknown:
         raise InputError("axes", f"unknown axis {unknown[0]!r}; the axes are {', '.join(AXES)}")
@@ -371,9 +401,19 @@ def sweep(
     else:
         from concurrent.futures import as_completed
 
-        futures = [executor.submit(solve_chain, problem, chain, **kwargs) for chain in todo]
-        for future in as_completed(futures):
-            finished(future.result())
+        waiting = list(todo)
+        running: set = set()
+        try:
+            while waiting or running:
+                while waiting and (in_flight is None or len(running) < in_flight):
+                    running.add(executor.submit(solve_chain, problem, waiting.pop(0), **kwargs))
+                future = next(as_completed(running))
+                running.remove(future)
+                finished(future.result())
+        except BaseException:  # Ctrl-C (or a failed chain): the chains not yet started are dropped
+            for future in running:
+                future.cancel()
+            raise
     rows = [done[i] for i in range(len(grid))]
     if share_designs:
         rows = shared(problem, rows, grid, slack=slack, gap=gap)
@@ -398,17 +438,19 @@ def shared(problem: Problem, rows: list[dict[str, Any]], grid: list[dict[str, An
             if index == row["index"]:
                 continue
             check = p.check(arch)
-            if check.feasible and check.objective > (best[2].objective if best else row["objective"] or -math.inf):
+            own = row["objective"] if row["objective"] is not None else -math.inf
+            if check.feasible and check.objective > (best[2].objective if best else own):
                 best = (index, arch, check)
         if best is None:
             out.append(row)
             continue
         index, arch, check = best
-        bound = row["bound"] if row["bound"] is not None else math.inf
-        bound = max(bound, check.objective)
+        bound = None if row["bound"] is None else max(row["bound"], check.objective)  # None: no bound was proven
+        closed = bound is not None and bound - check.objective <= gap * abs(bound) + 1e-9
         out.append(row | {
-            "objective": check.objective, "bound": bound, "gap": max(0.0, (bound - check.objective) / abs(bound)) if bound else 0.0,
-            "status": "optimal" if bound - check.objective <= gap * abs(bound) + 1e-9 else row["status"],
+            "objective": check.objective, "bound": bound,
+            "gap": None if bound is None else max(0.0, (bound - check.objective) / abs(bound)) if bound else 0.0,
+            "status": "optimal" if closed else row["status"], "error": None,
             "design_flops": check.flops, "design_params": check.params, "design_latency_ms": check.latency_ms, "design_rho": check.rho,
             "layers": check.layers, "binding": ";".join(binding(p, check, slack=slack)), "design": summary(arch),
             "architecture": arch.to_dict(), "design_from": index,
@@ -423,7 +465,8 @@ def next_change(problem: Problem, budget: str, design: Architecture, objective: 
                 gap: float = 1e-5, method: str = "auto") -> float | None:
     """The smallest value of ``budget`` (``flops``, ``params``, ``latency`` or ``rho``), at most
     ``ceiling``, at which a design better than ``design`` (worth ``objective``) exists: where the
-    optimum changes as the budget grows. ``None`` when none exists up to ``ceiling``.
+    optimum changes as the budget grows. ``None`` when none exists up to ``ceiling``, or when a
+    solve on the way is not proven optimal (then the change point is not known).
 
     Solve at ``ceiling``; while the optimum beats ``objective``, solve again just below that
     optimum's own cost (one unit below for integer costs). The last optimum's cost is the change
@@ -433,19 +476,27 @@ def next_change(problem: Problem, budget: str, design: Architecture, objective: 
 
     field, integral = _FIELDS[budget], budget in ("flops", "params")
 
+    class Unproven(Exception):
+        pass
+
     def better(limit: float):
         s = solve(dataclasses.replace(problem, **{budget: limit}), time_limit=time_limit, gap=gap, method=method, start=design)
+        if s.status not in ("optimal", "infeasible"):
+            raise Unproven
         return s if s.check is not None and s.objective > objective + 1e-9 * abs(objective) else None
 
-    found = better(ceiling)
-    if found is None:
+    try:
+        found = better(ceiling)
+        if found is None:
+            return None
+        while True:
+            cost = getattr(found.check, field)
+            below = better(cost - 1 if integral else cost * (1 - 1e-9))
+            if below is None:
+                return float(cost)
+            found = below
+    except Unproven:  # a solve stopped at its time limit: the change point is not known
         return None
-    while True:
-        cost = getattr(found.check, field)
-        below = better(cost - 1 if integral else cost * (1 - 1e-9))
-        if below is None:
-            return float(cost)
-        found = below
 
 
 def change_points(problem: Problem, sweep: Sweep, budget: str, **solve_options: Any) -> list[float | None]:

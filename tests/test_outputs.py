@@ -174,3 +174,16 @@ def test_a_second_ctrl_c_stops_at_once_without_output(tmp_path):
     status, output = _interrupted_design(tmp_path, presses=2)
     assert status == 130 and output.strip().endswith("deepmad: interrupted") and "Traceback" not in output
     assert listing(tmp_path) == []
+
+
+def test_ctrl_c_in_a_solve_is_forgotten_by_the_next_one():
+    from deepmad import interrupt
+
+    with interrupt.catching():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        assert interrupt.requested()
+    assert not interrupt.requested() and interrupt.happened()
+    with interrupt.catching():
+        assert not interrupt.requested()
+    assert not interrupt.happened()

@@ -454,3 +454,16 @@ def test_negative_alpha_is_refused(alpha):
     with pytest.raises(InputError) as info:
         Scoring(alpha=alpha)
     assert info.value.field == "alpha"
+
+
+def test_a_design_without_a_proven_bound_is_never_optimal():
+    from deepmad.solution import Solution
+    from deepmad.solve import _status
+
+    assert _status(10.0, math.inf, 1e-5) == "time_limit"
+    arch = DesignSpace(block="basic", resolution=32, strides=(2,), depths=((1, 1),), channels=(16, 16), stem_channels=(16, 16),
+                       kernels=(3,)).skeleton()
+    check = Problem(DesignSpace(block="basic", resolution=32, strides=(2,), depths=((1, 1),), channels=(16, 16),
+                                stem_channels=(16, 16), kernels=(3,))).check(arch)
+    solution = Solution("time_limit", arch, check, math.inf, 1.0, "milp-highs")
+    assert solution.gap is None and solution.to_dict()["bound"] is None

@@ -118,7 +118,7 @@ def test_whatif_command_writes_the_table_the_front_and_the_report(tmp_path, caps
     err = capsys.readouterr().err
     assert "8 points: 8 optimal" in err
     assert paths["csv"].read_text().splitlines()[0].startswith("index,flops,nondecreasing,status,objective,bound,gap,design_flops")
-    assert paths["csv"].read_text().splitlines()[0].endswith(",design,design_from,next_change_flops")
+    assert paths["csv"].read_text().splitlines()[0].endswith(",design,design_from,error,next_change_flops")
     assert len(json.loads(paths["json"].read_text())["rows"]) == 8
     image = matplotlib.image.imread(paths["png"])
     assert image.shape[0] > 400 and image.shape[1] > 600
@@ -190,3 +190,44 @@ def test_a_point_not_proven_optimal_takes_a_better_design_that_fits_it():
     assert last["objective"] == max(r["objective"] for r in rows[:-1]) and last["design_from"] is not None
     assert last["status"] == "time_limit" and last["bound"] == weak["bound"] and last["gap"] > 0
     assert last["design_flops"] <= last["flops"]
+
+
+def test_resuming_twice_after_a_cut_line_solves_each_point_once(tmp_path, monkeypatch):
+    out = tmp_path / "s.jsonl"
+    whatif.sweep(PROBLEM, {"flops": FLOPS[:4]}, time_limit=60, out=out)
+    lines = out.read_text().splitlines()
+    out.write_text("\n".join(lines[:3]) + "\n" + lines[3][:25])  # two rows kept, the third cut in half
+    solved = []
+    real = whatif.solve_chain
+    monkeypatch.setattr(whatif, "solve_chain", lambda p, chain, **kw: solved.extend(i for i, _ in chain) or real(p, chain, **kw))
+    whatif.sweep(PROBLEM, {"flops": FLOPS[:4]}, time_limit=60, out=out)
+    whatif.sweep(PROBLEM, {"flops": FLOPS[:4]}, time_limit=60, out=out)
+    assert solved == [2, 3] and len(out.read_text().splitlines()) == 5
+
+
+def test_a_sweep_with_its_axes_in_another_order_is_another_sweep(tmp_path):
+    out = tmp_path / "s.jsonl"
+    whatif.sweep(PROBLEM, {"flops": FLOPS[:2], "nondecreasing": (True, False)}, time_limit=60, out=out)
+    with pytest.raises(InputError, match="holds another sweep"):
+        whatif.sweep(PROBLEM, {"nondecreasing": (True, False), "flops": FLOPS[:2]}, time_limit=60, out=out)
+
+
+def test_a_point_whose_solve_fails_is_a_row_that_says_why(monkeypatch):
+    from deepmad import solve as solve_module
+    from deepmad.errors import DeepmadError
+
+    real = solve_module.solve
+
+    def failing(problem, **kw):
+        if problem.flops == FLOPS[1]:
+            raise DeepmadError("no feasible design found within 1 s; raise --time-limit, or loosen the budgets")
+        return real(problem, **kw)
+
+    monkeypatch.setattr(solve_module, "solve", failing)
+    result = whatif.sweep(PROBLEM, {"flops": FLOPS[:3]}, time_limit=60, share_designs=False)
+    row = result.rows[1]
+    assert row["status"] == "time_limit" and row["objective"] is None and "no feasible design" in row["error"]
+    assert result.rows[0]["status"] == result.rows[2]["status"] == "optimal"
+    assert result.marginals("flops")[1] is None
+    shared = whatif.shared(PROBLEM, result.rows, whatif.points(result.axes), slack=0.03, gap=1e-5)
+    assert shared[1]["design_from"] == 0 and shared[1]["bound"] is None and shared[1]["status"] == "time_limit"
