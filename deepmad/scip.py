@@ -40,7 +40,10 @@ under it. (A tighter ``numerics/feastol`` is no help: at 1e-7 and below SCIP's
 relaxation stalls and even tiny problems run into the time limit.) The
 effectiveness rows keep that absolute 1e-6, so a design whose ``rho`` lies
 within about 1e-8 of ``rho0`` may be misjudged; :meth:`Problem.check` has
-the last word and a design it rejects raises an error. SCIP runs on one
+the last word and a design it rejects raises an error. SCIP's reformulation
+of products of binaries (``constraints/nonlinear/reformbinprods``) is off: with
+it, SCIP returned as optimal a design far over the FLOPs budget (two symmetric
+stages, see tests/test_scip.py). SCIP runs on one
 thread with fixed seeds and a time limit; ``optimal`` means SCIP proved the
 relative gap below ``gap``.
 
@@ -387,6 +390,9 @@ def _configure(m: pyscipopt.Model, time_limit: float, gap: float) -> None:
     m.setParam("limits/time", float(time_limit))
     m.setParam("limits/gap", float(gap))
     m.setParam("constraints/nonlinear/violscale", "n")  # absolute violations (see _budget)
+    # SCIP's reformulation of products of binaries (``same_j``) let a heuristic's design that breaks
+    # the FLOPs and parameter budgets in the original model pass as optimal (issue 3); leave them as products.
+    m.setParam("constraints/nonlinear/reformbinprods", False)
     m.setParam("randomization/randomseedshift", 0)
     m.setParam("randomization/permutationseed", 0)
     m.setParam("randomization/lpseed", 0)

@@ -128,10 +128,12 @@ def tiny_problems(draw) -> tuple[Problem, Solution]:
     return problem, bruteforce.solve(problem)
 
 
-# Derandomized: SCIP's nonlinear statement still disagrees on rare budgets at a tolerance edge
-# (found by CI on 2026-11-26: a 1-stage basic space where SCIP reported infeasible, or 406.96
-# against brute force's 408.11); a fixed sample keeps CI honest about everything else until the
-# SCIP path is fixed (issue 3).
+# Derandomized so that CI stays deterministic. CI on 2026-11-26 saw rare disagreements (a 1-stage
+# basic space where SCIP reported infeasible, or 406.96 against brute force's 408.11; issue 3). A
+# random run reproduced one (test_symmetric_stages_with_budgets_found_by_a_random_run): SCIP's
+# reformulation of binary products returned a design over the budgets as optimal; with it off
+# (deepmad/scip.py) 2,200 random examples agreed. The CI cases themselves were not recovered, so
+# they are not proven to share that cause.
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
 @given(tiny_problems())
@@ -222,6 +224,19 @@ def test_a_time_limit_stops_with_a_checked_design_or_an_error():
         return
     assert nlp.status in ("time_limit", "optimal")
     assert problem.check(nlp.architecture).feasible and nlp.bound >= nlp.objective
+
+
+def test_symmetric_stages_with_budgets_found_by_a_random_run():
+    """Found by random tiny problems (issue 3): two symmetric stride-1 stages, where swapping the inner widths
+    keeps the objective but not the costs. SCIP's reformulation of the binary products (``same_j``) let it
+    return, as optimal, a design 41 % over the FLOPs budget ("internal error: SCIP's design breaks flops")."""
+    space = DesignSpace(block="bottleneck", resolution=32, strides=(1, 1), depths=((2, 3), (2, 2)), stem_channels=(16, 16),
+                        channels=(16, 16), kernels=(3, 5), head=None, inner_ratio=(0.5, 1.0), max_growth=2.0, stem_growth=2.0)
+    problem = Problem(space, flops=3103402.6666666665, params=15590.479992051009, rho=0.5214444914877598,
+                      flops_convention="tinynas", nondecreasing=False, name="tiny")
+    brute, _, nlp = assert_three_agree(problem)
+    assert brute.status == "optimal" and math.isclose(brute.objective, 1474.7716203436373, rel_tol=1e-9)
+    assert nlp.check.flops <= problem.flops and nlp.check.params <= problem.params
 
 
 @pytest.mark.parametrize("kw, field", [({"time_limit": 0}, "time_limit"), ({"time_limit": math.inf}, "time_limit"),
