@@ -19,7 +19,11 @@ a percent on the spaces measured) but cannot be built whole. So:
    the Lagrangian bound ``sum_r y_r b_r + sum_groups max rc + sigma terms``:
    an upper bound on every design of the space, whatever ``y`` is, as long
    as the signs are right (weak duality). It needs no convergence.
-3. **An incumbent.** The master's options solved as the MILP give a design.
+3. **An incumbent.** A local search gives the first design
+   (:mod:`deepmad.search`); where no exact MILP fits (step 4), the master's
+   options solved as a MILP, from that design, often give a better one
+   (:func:`deepmad.solve._master_design`): not a bound, since the options
+   left out may hold better designs, but a higher floor for step 4.
 4. **Reduced-cost fixing.** A design using option ``o`` of stage ``j`` is
    worth at most ``UB - max rc_j + rc_o``; every option for which that is
    below the incumbent's objective cannot be in a better design. The options
@@ -636,14 +640,32 @@ def options_of(problem: Problem, arch: Architecture) -> list[Option]:
     return out
 
 
+def _thresholds(result: Result, floor: float) -> list[float]:
+    """Per stage, the least reduced cost (at ``result.prices``) of an option that can be in a
+    design worth at least ``floor``."""
+    slack = 1e-7 * max(1.0, abs(result.bound))
+    return [floor - (result.bound - top) - slack for top in result.stage_max[1:]]
+
+
+def promising(result: Result, floor: float, *, most: int) -> list[list[Option]]:
+    """Per stage, the master's options (``result.columns``) that can be in a design worth at
+    least ``floor`` (reduced-cost fixing over the master's options alone), at most ``most`` of
+    them: those of the largest reduced cost, in the master's order."""
+    out = []
+    for cols, t in zip(result.columns, _thresholds(result, floor)):
+        rc = [result.prices.of(o) for o in cols]
+        kept = sorted((k for k in range(len(cols)) if rc[k] >= t), key=lambda k: (-rc[k], k))[:most]
+        out.append([cols[k] for k in sorted(kept)])
+    return out
+
+
 def survivors(problem: Problem, result: Result, floor: float, *, limit: int | None = None) -> list[list[Option]] | None:
     """Per stage, every option of the space that can be in a design worth at least ``floor``
     (reduced-cost fixing); ``None`` when there are more than ``limit`` of them (counted before
     any is built)."""
     space = Space(problem)
     p = result.prices
-    slack = 1e-7 * max(1.0, abs(result.bound))
-    thresholds = [floor - (result.bound - result.stage_max[j + 1]) - slack for j in range(space.nstages)]
+    thresholds = _thresholds(result, floor)
     if limit is not None:
         count = 0
         for j in range(space.nstages):

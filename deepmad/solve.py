@@ -26,7 +26,7 @@ from . import colgen, interrupt
 from .options import assemble, pareto, stem_options
 from .search import local_search
 from .presets import preset
-from .problem import Problem
+from .problem import Check, Problem
 from .program import FLOPS_UNIT, Tables, build_program, picked
 from .solution import Shortfall, Solution
 
@@ -43,6 +43,18 @@ BUILD_SECONDS = 200e-6
 """Seconds per stage option to state the whole program and give HiGHS time on it (measured: a
 114,168-option space built and solved in 18 s); the large-space method solves the whole program
 when too many options survive only where the time left allows this much."""
+
+SEARCH_SHARE, COLGEN_SHARE, MASTER_SHARE = 0.3, 0.85, 0.7
+"""How the large-space method shares its time: the local search gets SEARCH_SHARE of the time
+limit, column generation COLGEN_SHARE of what is left, the MILP over the master's options
+MASTER_SHARE of what is left then, and the exact MILP over the options that survive reduced-cost
+fixing (or the whole program) the rest."""
+
+MASTER_OPTIONS = 500
+"""Options per stage in the first round of the master's MILP (see :func:`_master_design`). On
+``deepmad-r50`` (41,883 options could beat the local search's design) the whole master's MILP
+spent its 30 s in HiGHS's presolve; 1,000 and 2,000 per stage found designs 3 % and 5 % better
+in 3 s and 24 s."""
 
 MAX_SURVIVORS = 30_000
 """Largest number of options left by reduced-cost fixing that the exact MILP is handed."""
@@ -115,7 +127,8 @@ def solve(
     ``method``: ``"milp"`` states the whole program (:mod:`deepmad.program`) and hands it to
     HiGHS; ``"colgen"`` works on spaces of any size (:mod:`deepmad.colgen`: a local search for
     a design, column generation for a bound, reduced-cost fixing, then the exact MILP over
-    the options left); ``"auto"`` picks ``"milp"`` for spaces of at most :data:`WHOLE`
+    the options left; where too many are left, the best design made of the options column
+    generation gathered); ``"auto"`` picks ``"milp"`` for spaces of at most :data:`WHOLE`
     options. Raises :class:`InputError` for a space too large for the ``"milp"`` method.
 
     ``start``: a design to start from (a warm start, e.g. the optimum of a neighbouring
@@ -169,10 +182,7 @@ def _solve_whole(problem: Problem, time_limit: float, gap: float, progress: bool
             return Solution("infeasible", None, None, -math.inf, seconds, "milp-highs", _shortfalls(problem, time_limit))
         raise DeepmadError(f"no feasible design found within {time_limit:g} s ({result.termination_condition}); raise --time-limit")
     result.solution_loader.load_vars()
-    arch = assemble(problem, *picked(m, tables))
-    check = problem.check(arch)
-    if not check.feasible:
-        raise DeepmadError(f"internal error: the solver's design breaks {', '.join(v.message for v in check.violations)}")
+    arch, check = _checked(problem, m, tables)
     bound = result.objective_bound if result.objective_bound is not None else math.inf
     bound = max(bound, check.objective)
     return Solution(_status(check.objective, bound, gap), arch, check, bound, seconds, "milp-highs")
@@ -230,12 +240,55 @@ def _shortfalls(problem: Problem, time_limit: float) -> tuple[Shortfall, ...]:
     return tuple(out)
 
 
+def _checked(problem: Problem, m: pyo.ConcreteModel, tables: Tables) -> tuple[Architecture, Check]:
+    """The design a solved ``m`` picked, checked against every constraint."""
+    arch = assemble(problem, *picked(m, tables))
+    check = problem.check(arch)
+    if not check.feasible:
+        raise DeepmadError(f"internal error: the solver's design breaks {', '.join(v.message for v in check.violations)}")
+    return arch, check
+
+
+def _master_design(
+    problem: Problem, result: colgen.Result, arch: Architecture, seconds: float, gap: float, progress: bool
+) -> tuple[Architecture, Check]:
+    """The best design found among the options column generation gathered (its master
+    program's, less those that cannot be in a design better than the best so far), or ``arch``
+    when none is better: a better incumbent, not a bound (the options left out may hold better
+    designs). In rounds, within ``seconds``: a MILP over the :data:`MASTER_OPTIONS` options of
+    largest reduced cost per stage, started from the best design so far, then over twice as
+    many, until a round holds them all. Ctrl-C ends it with the best design so far."""
+    deadline = time.perf_counter() + seconds
+    best = (arch, problem.check(arch))
+    most = MASTER_OPTIONS
+    while not interrupt.past(deadline):
+        options = colgen.promising(result, best[1].objective, most=most)
+        tables = Tables(stem_options(problem), [pareto(c) for c in options])
+        if not all(tables.stages):
+            break
+        m = build_program(problem, tables, bounds=result.bounds)
+        try:
+            solved = _highs(m, max(0.1, deadline - time.perf_counter()), gap, progress, _start_values(m, tables, best[0]))
+        except Interrupted:
+            break
+        if _has_solution(solved):
+            solved.solution_loader.load_vars()
+            found = _checked(problem, m, tables)
+            if found[1].objective > best[1].objective:
+                best = found
+        if all(len(c) < most for c in options):  # every option that could do better was in
+            break
+        most *= 2
+    return best
+
+
 def _solve_large(problem: Problem, time_limit: float, gap: float, progress: bool, start: Architecture | None) -> Solution:
     """The ``"colgen"`` method (see :func:`solve`)."""
     began = time.perf_counter()
-    left = lambda: max(1.0, time_limit - (time.perf_counter() - began))  # noqa: E731
+    spare = lambda: time_limit - (time.perf_counter() - began)  # noqa: E731
+    left = lambda: max(1.0, spare())  # noqa: E731
     log = (lambda line: print(line, flush=True)) if progress else None
-    arch = local_search(problem, seconds=0.3 * time_limit, start=start)
+    arch = local_search(problem, seconds=SEARCH_SHARE * time_limit, start=start)
     check = problem.check(arch)
     found = check.feasible
     if log:
@@ -251,17 +304,28 @@ def _solve_large(problem: Problem, time_limit: float, gap: float, progress: bool
             return Solution("infeasible", None, None, -math.inf, time.perf_counter() - began, "colgen-highs", short)
     floor = check.objective if found else -math.inf
     result = colgen.generate(
-        problem, time_limit=0.85 * left(), tolerance=gap, floor=floor, start_with=arch if found else None, log=log
+        problem, time_limit=COLGEN_SHARE * left(), tolerance=gap, floor=floor, start_with=arch if found else None, log=log
     )
     bound = result.bound
     if (not found or bound - check.objective > gap * abs(bound)) and not interrupt.requested():
+        whole = problem.space.option_count()
         kept = colgen.survivors(problem, result, check.objective, limit=MAX_SURVIVORS) if found else None
         if log and found:
             left_ = f"more than {MAX_SURVIVORS:,}" if kept is None else f"{sum(len(k) for k in kept):,}"
             log(f"reduced-cost fixing: {left_} options can beat the design (bound {bound:.4f})")
+        if found and kept is None and not (whole <= MAX_OPTIONS and left() >= BUILD_SECONDS * whole) and spare() >= 1.0:
+            # No exact MILP fits: look for a better design among the options gathered, and
+            # fix again from it (a better design leaves fewer options that can beat it).
+            better = _master_design(problem, result, arch, MASTER_SHARE * left(), gap, progress)
+            if better[1].objective > check.objective:
+                arch, check = better
+                kept = colgen.survivors(problem, result, check.objective, limit=MAX_SURVIVORS)
+                if log:
+                    left_ = f"more than {MAX_SURVIVORS:,}" if kept is None else f"{sum(len(k) for k in kept):,}"
+                    log(f"the master's options as a MILP: objective {check.objective:.4f}; {left_} options can beat it")
         if kept is not None:
             tables = Tables(stem_options(problem), [pareto(k) for k in kept])
-        elif problem.space.option_count() <= MAX_OPTIONS and left() >= BUILD_SECONDS * problem.space.option_count():
+        elif whole <= MAX_OPTIONS and left() >= BUILD_SECONDS * whole:
             # Too many options survive (or no design is known yet), but the whole program is small
             # enough to state: solve it with the time left, from the design found so far.
             tables = Tables.of(problem)
@@ -278,10 +342,7 @@ def _solve_large(problem: Problem, time_limit: float, gap: float, progress: bool
         if tables is not None and solved is not None:
             if _has_solution(solved):
                 solved.solution_loader.load_vars()
-                better = assemble(problem, *picked(m, tables))
-                better_check = problem.check(better)
-                if not better_check.feasible:
-                    raise DeepmadError(f"internal error: the solver's design breaks {', '.join(v.message for v in better_check.violations)}")
+                better, better_check = _checked(problem, m, tables)
                 if not found or better_check.objective > check.objective:
                     arch, check, found = better, better_check, True
             # Designs outside the kept options are worth less than the design found before.

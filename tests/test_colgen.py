@@ -244,3 +244,34 @@ def test_end_widths_no_design_can_afford_get_a_zero_cap_and_the_methods_still_ag
     whole, large = solve(problem, method="milp"), solve(problem, method="colgen")
     assert whole.status == large.status == "optimal"
     assert large.objective == pytest.approx(whole.objective, rel=1e-5)
+
+
+@pytest.mark.parametrize("problem", list(_tiny_problems())[:2])
+def test_when_no_exact_milp_fits_the_design_is_the_best_of_the_options_gathered(problem, monkeypatch):
+    """Too many survivors and a space too large to state whole: the master's options, solved as
+    a MILP from the first design, give the design: the best design made of them (brute force)."""
+    import itertools
+
+    from deepmad import solve as solve_module
+    from deepmad.options import assemble, stem_options
+
+    gathered = []
+    generate = colgen.generate
+    monkeypatch.setattr(solve_module, "MAX_SURVIVORS", 0)
+    monkeypatch.setattr(solve_module, "MAX_OPTIONS", 0)
+    monkeypatch.setattr(colgen, "generate", lambda *a, **kw: gathered.append(generate(*a, **kw)) or gathered[-1])
+    first = min((a for a in problem.space.designs() if problem.check(a).feasible), key=lambda a: problem.check(a).objective)
+    monkeypatch.setattr(solve_module, "local_search", lambda p, **kw: first)  # the worst feasible design
+    large = solve(problem, method="colgen")
+    (result,) = gathered
+    best = -math.inf
+    for stem in stem_options(problem):
+        for stages in itertools.product(*result.columns):
+            widths = [stem.channels] + [o.channels for o in stages]
+            if all(o.c_in == widths[j] for j, o in enumerate(stages)):
+                check = problem.check(assemble(problem, stem, list(stages)))
+                if check.feasible:
+                    best = max(best, check.objective)
+    assert large.check.feasible and large.objective == pytest.approx(best, rel=1e-9)
+    assert large.objective > problem.check(first).objective
+    assert large.bound >= result.bound - 1e-9 * abs(result.bound) or large.status == "optimal"
