@@ -306,6 +306,10 @@ def _solve_large(problem: Problem, time_limit: float, gap: float, progress: bool
     result = colgen.generate(
         problem, time_limit=COLGEN_SHARE * left(), tolerance=gap, floor=floor, start_with=arch if found else None, log=log
     )
+    if result.design is not None:  # a longest path beat the local search's design
+        arch, check, found = result.design, problem.check(result.design), True
+        if log:
+            log(f"column generation's design: objective {check.objective:.4f}")
     bound = result.bound
     if (not found or bound - check.objective > gap * abs(bound)) and not interrupt.requested():
         whole = problem.space.option_count()

@@ -275,3 +275,43 @@ def test_when_no_exact_milp_fits_the_design_is_the_best_of_the_options_gathered(
     assert large.check.feasible and large.objective == pytest.approx(best, rel=1e-9)
     assert large.objective > problem.check(first).objective
     assert large.bound >= result.bound - 1e-9 * abs(result.bound) or large.status == "optimal"
+
+
+@pytest.mark.parametrize("problem", list(_tiny_problems())[:2])
+def test_longest_paths_find_the_best_design_at_any_prices_and_fixing_keeps_every_design_above_the_floor(problem):
+    """At the first master's prices: the path bound is the largest Lagrangian value of any design
+    (brute force), its path is such a design, and reduced-cost fixing keeps exactly the options of
+    the designs worth at least the floor."""
+    space = colgen.Space(problem)
+    bounds = colgen.space_bounds(space)
+    master = colgen.Master(space, bounds)
+    for cols in colgen.seed(space):
+        for o in cols:
+            master.add(o)
+    _, y = master.solve()
+    p = colgen.prices(space, y, bounds)
+    paths = colgen.longest_paths(space, p)
+    stem = {o.channels: p.of(o) for o in space.stem}
+    value = {}
+    for arch in problem.space.designs():
+        if problem.nondecreasing and any(a.channels > b.channels for a, b in zip(arch.stages, arch.stages[1:])):
+            continue
+        options = tuple(colgen.options_of(problem, arch))
+        value[(arch.stem.channels, options)] = paths.constant + stem[arch.stem.channels] + sum(p.of(o) for o in options)
+    assert paths.bound == pytest.approx(max(value.values()), rel=1e-9)
+    found = paths.design(problem)
+    assert value[(found.stem.channels, tuple(colgen.options_of(problem, found)))] == pytest.approx(paths.bound, rel=1e-9)
+    floor = sorted(value.values())[len(value) * 9 // 10]
+    result = colgen.Result(paths.bound, -math.inf, 0, [], p, paths, 0.0, bounds)
+    kept = [set(stage) for stage in colgen.survivors(problem, result, floor)]
+    def options_above(level: float) -> list[set]:
+        out = [set() for _ in kept]
+        for (_, options), v in value.items():
+            if v >= level:
+                for j, o in enumerate(options):
+                    out[j].add(o)
+        return out
+
+    slack = 1e-6 * abs(paths.bound)
+    for at_least, fixed, at_most in zip(options_above(floor), kept, options_above(floor - slack)):
+        assert at_least <= fixed <= at_most
