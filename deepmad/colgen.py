@@ -537,11 +537,13 @@ class Paths:
             came.append(picks)
         backward = [{c: 0.0 for c in forward[-1]}]
         for stage in reversed(edges):
-            after, into = backward[0], {}
-            for c, (inputs, values, _) in stage.items():
-                for a, v in zip(inputs.tolist(), (values + after.get(c, -math.inf)).tolist()):
-                    into[a] = max(into.get(a, -math.inf), v)
-            backward.insert(0, into)
+            after = backward[0]
+            inputs = np.concatenate([inputs for inputs, _, _ in stage.values()])
+            values = np.concatenate([values + after.get(c, -math.inf) for c, (_, values, _) in stage.items()])
+            widths, at = np.unique(inputs, return_inverse=True)
+            into = np.full(len(widths), -math.inf)
+            np.maximum.at(into, at, values)
+            backward.insert(0, dict(zip(widths.tolist(), into.tolist())))
         path, c = [], max(forward[-1], key=forward[-1].get)
         for j in range(len(edges) - 1, -1, -1):
             inputs, _, keys = edges[j][c]
@@ -586,7 +588,8 @@ def longest_paths(space: Space, p: Prices, *, visit=None) -> Paths:
 
 
 def _at(values: dict[int, float], widths: np.ndarray) -> np.ndarray:
-    return np.array([values.get(int(a), -math.inf) for a in widths])
+    """``values`` at each of ``widths`` (``-inf`` where it has none)."""
+    return np.array([values.get(a, -math.inf) for a in widths.tolist()])
 
 
 @dataclass
