@@ -28,10 +28,12 @@ which is what keeps them from being proven optimal). So:
    39,266 against 65,452 with one best option per stage).
 3. **An incumbent.** A local search gives the first design
    (:mod:`deepmad.search`); each round's longest path is a design too, kept
-   when it is feasible and better. Where no exact MILP fits (step 4), the
-   master's options solved as a MILP, from the best design, often give a
-   better one (:func:`deepmad.solve._master_design`): not a bound, since the
-   options left out may hold better designs, but a higher floor for step 4.
+   when it is feasible and better, and where a gap is left the local search
+   climbs again from the longest path at the best bound's prices (which
+   usually breaks a budget). Where no exact MILP fits (step 4), the master's
+   options solved as a MILP, from the best design, often give a better one
+   (:func:`deepmad.solve._master_design`): not a bound, since the options
+   left out may hold better designs, but a higher floor for step 4.
 4. **Reduced-cost fixing.** A design using option ``o`` of stage ``j`` from
    width ``a`` to ``c`` is worth at most ``y . b + forward_j(a) + rc_o +
    backward_j(c)``, the longest path through it; every option for which that

@@ -315,3 +315,33 @@ def test_longest_paths_find_the_best_design_at_any_prices_and_fixing_keeps_every
     slack = 1e-6 * abs(paths.bound)
     for at_least, fixed, at_most in zip(options_above(floor), kept, options_above(floor - slack)):
         assert at_least <= fixed <= at_most
+
+
+def test_while_the_gap_is_open_the_local_search_climbs_again_from_the_longest_path(monkeypatch):
+    """Column generation stops with a gap (here after one round): the local search starts again
+    from the longest path's design (the Lagrangian solution, which may break a budget), and the
+    solve returns what it finds where that beats the design so far."""
+    from deepmad import solve as solve_module
+
+    problem = next(_tiny_problems())
+    gathered, starts = [], []
+    generate, search = colgen.generate, local_search
+    monkeypatch.setattr(colgen, "generate", lambda *a, **kw: gathered.append(generate(*a, **{**kw, "max_rounds": 1})) or gathered[-1])
+    monkeypatch.setattr(solve_module, "MAX_SURVIVORS", 0)
+    monkeypatch.setattr(solve_module, "MAX_OPTIONS", 0)
+    monkeypatch.setattr(solve_module, "_master_design", lambda p, result, arch, *a: (arch, p.check(arch)))
+    first = min((a for a in problem.space.designs() if problem.check(a).feasible), key=lambda a: problem.check(a).objective)
+
+    def searched(p, *, start=None, **kw):
+        starts.append(start)
+        return first if start is None else search(p, start=start)
+
+    monkeypatch.setattr(solve_module, "local_search", searched)
+    large = solve(problem, method="colgen")
+    (result,) = gathered
+    path = result.paths.design(problem)
+    assert starts == [None, path]
+    repaired = problem.check(search(problem, start=path))
+    assert repaired.feasible and repaired.objective > problem.check(first).objective
+    found = [problem.check(first).objective, repaired.objective] + ([problem.check(result.design).objective] if result.design else [])
+    assert large.check.feasible and large.objective == pytest.approx(max(found), rel=1e-12)
