@@ -34,6 +34,10 @@ which is what keeps them from being proven optimal). So:
    options solved as a MILP, from the best design, often give a better one
    (:func:`deepmad.solve._master_design`): not a bound, since the options
    left out may hold better designs, but a higher floor for step 4.
+   Where a gap is left, :mod:`deepmad.lagrange` bounds again with the products
+   ``ln(c_i r_i^2) * S_i`` kept exact, from these prices, and
+   :func:`deepmad.solve._fixed_widths_design` gives the widths of the designs
+   found their best inner widths, kernels and depths by an exact MILP.
 4. **Reduced-cost fixing.** A design using option ``o`` of stage ``j`` from
    width ``a`` to ``c`` is worth at most ``y . b + forward_j(a) + rc_o +
    backward_j(c)``, the longest path through it; every option for which that
@@ -607,6 +611,8 @@ class Result:
     seconds: float
     bounds: Bounds | None = None
     design: Architecture | None = None  # the best feasible design along a longest path, if one beat ``floor``
+    duals: dict[tuple, float] | None = None  # the row multipliers of the best bound (keyed as :func:`prices` reads them)
+    round_seconds: float = 0.0  # the mean time of a round (the entropy caps apart)
 
 
 def seed(space: Space) -> list[list[Option]]:
@@ -708,6 +714,7 @@ def generate(
     for cols in columns:
         for o in cols:
             master.add(o)
+    rounds_began = time.perf_counter()
     for rounds in range(1, max_rounds + 1):
         t0 = time.perf_counter()
         solved = master.solve()
@@ -717,8 +724,10 @@ def generate(
             break  # numerical trouble: keep the best bound so far (valid whatever the round)
         lp, current = solved
         t1 = time.perf_counter()
-        p, paths, added = pricing(current if center is None else _mix(center, current, SMOOTHING))
+        priced_at = current if center is None else _mix(center, current, SMOOTHING)
+        p, paths, added = pricing(priced_at)
         if added == 0 and center is not None:  # a mispricing: no column at the smoothed duals
+            priced_at = current
             p, paths, added = pricing(current)
         bound = paths.bound
         design = paths.design(problem)
@@ -736,7 +745,7 @@ def generate(
             log(f"round {rounds}: lp {lp:.4f} bound {bound:.4f} columns {sum(map(len, columns))} (+{added}) "
                 f"master {t1 - t0:.1f}s pricing {time.perf_counter() - t1:.1f}s")
         if best is None or bound < best.bound:
-            best = Result(bound, lp, rounds, [], p, paths, 0.0, bounds)
+            best = Result(bound, lp, rounds, [], p, paths, 0.0, bounds, duals=priced_at)
             center = current if center is None else _mix(center, current, SMOOTHING)
         best.lp, best.rounds, best.columns, best.design = lp, rounds, [list(c) for c in columns], found
         close = best.bound - max(lp, floor) <= tolerance * abs(best.bound)
@@ -745,6 +754,7 @@ def generate(
             break
     assert best is not None
     best.seconds = time.perf_counter() - start
+    best.round_seconds = (time.perf_counter() - rounds_began) / best.rounds
     return best
 
 

@@ -22,8 +22,9 @@ from pyomo.contrib.solver.common.results import SolutionStatus
 
 from .architecture import Architecture
 from .errors import DeepmadError, InputError, Interrupted
-from . import colgen, interrupt
-from .options import assemble, pareto, stem_options
+from . import colgen, interrupt, lagrange
+from .arrays import stage_arrays
+from .options import assemble, option_at, pareto, stem_options
 from .search import local_search
 from .presets import preset
 from .problem import Check, Problem
@@ -44,12 +45,25 @@ BUILD_SECONDS = 200e-6
 114,168-option space built and solved in 18 s); the large-space method solves the whole program
 when too many options survive only where the time left allows this much."""
 
-SEARCH_SHARE, COLGEN_SHARE, REPAIR_SHARE, MASTER_SHARE = 0.3, 0.85, 0.3, 0.7
+SEARCH_SHARE, COLGEN_SHARE, DUAL_SHARE, WIDTHS_SHARE, REPAIR_SHARE, MASTER_SHARE = 0.3, 0.55, 0.45, 0.35, 0.3, 0.7
 """How the large-space method shares its time: the local search gets SEARCH_SHARE of the time
-limit, column generation COLGEN_SHARE of what is left, the local search from column generation's
-longest path REPAIR_SHARE of what is left then, the MILP over the master's options MASTER_SHARE
-of what is left after that, and the exact MILP over the options that survive reduced-cost fixing
-(or the whole program) the rest."""
+limit, column generation COLGEN_SHARE of what is left, the Lagrangian dual with exact products
+(:func:`deepmad.lagrange.dual`) DUAL_SHARE of what is left then, the exact MILPs at the widths of
+its designs WIDTHS_SHARE of what is left after that (or, where no design is known yet, the local
+search from column generation's longest path REPAIR_SHARE), the MILP over the master's options
+MASTER_SHARE of what is left after that, and the exact MILP over the options that survive
+reduced-cost fixing (or the whole program) the rest; what any step leaves unused goes to the
+climb over neighbouring widths (:func:`_widths_climb`). Each new best design first gets the best
+inner widths, kernels and depths at its widths (:func:`_fixed_widths_design`). Measured at 300 s
+on the presets: a second local search from the longest path, once the first had found a design
+and its widths had been solved exactly, never beat it (deepmad-r18, r50, 29m-224, 50m). With
+COLGEN_SHARE 0.75, deepmad-r50 and r34 found designs 0.5 % and 0.7 % better, but on deepmad-r18
+the dual gave up before it beat column generation's bound (36,917 found, against 37,463), and
+on deepmad-89m no time was left for it (bound 48,417, against 45,880)."""
+
+WIDTHS_SECONDS = 20.0
+"""Most seconds for one MILP at fixed widths (:func:`_fixed_widths_design`; deepmad-r18: 5 s to
+prove its optimum)."""
 
 MASTER_OPTIONS = 500
 """Options per stage in the first round of the master's MILP (see :func:`_master_design`). On
@@ -128,8 +142,10 @@ def solve(
     ``method``: ``"milp"`` states the whole program (:mod:`deepmad.program`) and hands it to
     HiGHS; ``"colgen"`` works on spaces of any size (:mod:`deepmad.colgen`: a local search for
     a design, column generation for a bound, reduced-cost fixing, then the exact MILP over
-    the options left; where too many are left, the best design made of the options column
-    generation gathered); ``"auto"`` picks ``"milp"`` for spaces of at most :data:`WHOLE`
+    the options left; where a gap is left, the Lagrangian dual with the entropy products kept
+    exact (:mod:`deepmad.lagrange`) for a tighter bound, exact MILPs at the widths of the
+    designs found for better ones, and where too many options are left, the best design made
+    of the options column generation gathered); ``"auto"`` picks ``"milp"`` for spaces of at most :data:`WHOLE`
     options. Raises :class:`InputError` for a space too large for the ``"milp"`` method.
 
     ``start``: a design to start from (a warm start, e.g. the optimum of a neighbouring
@@ -250,6 +266,85 @@ def _checked(problem: Problem, m: pyo.ConcreteModel, tables: Tables) -> tuple[Ar
     return arch, check
 
 
+def _widths(arch: Architecture) -> tuple[int, ...]:
+    return (arch.stem.channels, *(s.channels for s in arch.stages))
+
+
+def _fixed_widths_design(
+    problem: Problem, widths: list[tuple[int, ...]], arch: Architecture, seconds: float, gap: float
+) -> tuple[Architecture, Check]:
+    """The best design found with the stem and stage widths of one of ``widths`` (tried in turn,
+    each once), or ``arch`` when none is better. At fixed widths the entropy weights are constants
+    and only the inner widths, kernels and depths are left: the program holds a few thousand
+    options and HiGHS solves it exactly, in at most :data:`WIDTHS_SECONDS` each, within
+    ``seconds`` in all. A better incumbent, not a bound."""
+    deadline = time.perf_counter() + seconds
+    best = (arch, problem.check(arch))
+    for chain in dict.fromkeys(widths):
+        if interrupt.past(deadline):
+            break
+        stages = []
+        for j, c in enumerate(chain[1:]):
+            arr = stage_arrays(problem, j, c)
+            at = np.flatnonzero(arr.inputs == chain[j]) if arr is not None else ()
+            if not len(at):
+                break
+            ai = int(at[0])
+            stages.append(pareto([
+                option_at(arr, ai, bi, ki, int(d)) for bi in range(len(arr.inner)) for ki in range(len(arr.kernels)) for d in arr.depths
+            ]))
+        stem = [o for o in stem_options(problem) if o.channels == chain[0]]
+        if len(stages) < len(chain) - 1 or not stem:  # widths the space's rules do not allow
+            continue
+        tables = Tables(stem, stages)
+        m = build_program(problem, tables)
+        start = _start_values(m, tables, best[0]) if _widths(best[0]) == chain else None
+        improved = _improved(problem, m, tables, best, min(WIDTHS_SECONDS, max(0.1, deadline - time.perf_counter())), gap, False, start)
+        if improved is None:
+            break
+        best = improved
+    return best
+
+
+def _widths_climb(problem: Problem, arch: Architecture, seconds: float, gap: float) -> tuple[Architecture, Check]:
+    """Hill climbing over the widths within ``seconds``: the widths of ``arch`` with one of them
+    (stem or stage) one grid step up or down, each solved exactly (:func:`_fixed_widths_design`);
+    the best of them where it beats the design so far, and again from there."""
+    deadline = time.perf_counter() + seconds
+    best = (arch, problem.check(arch))
+    grids = [problem.space.stem_grid()] + [problem.space.channel_grid()] * len(arch.stages)
+    while not interrupt.past(deadline):
+        widths = _widths(best[0])
+        near = [
+            widths[:p] + (grid[at + step],) + widths[p + 1:]
+            for p, grid in enumerate(grids) for step in (1, -1)
+            for at in [grid.index(widths[p])] if 0 <= at + step < len(grid)
+        ]
+        found = _fixed_widths_design(problem, near, best[0], deadline - time.perf_counter(), gap)
+        if found[1].objective <= best[1].objective:
+            break
+        best = found
+    return best
+
+
+def _improved(
+    problem: Problem, m: pyo.ConcreteModel, tables: Tables, best: tuple[Architecture, Check], seconds: float, gap: float,
+    progress: bool, start: list | None,
+) -> tuple[Architecture, Check] | None:
+    """The design HiGHS finds for ``m`` within ``seconds`` where it beats ``best``, else ``best``;
+    ``None`` after Ctrl-C."""
+    try:
+        solved = _highs(m, seconds, gap, progress, start)
+    except Interrupted:
+        return None
+    if _has_solution(solved):
+        solved.solution_loader.load_vars()
+        found = _checked(problem, m, tables)
+        if found[1].objective > best[1].objective:
+            return found
+    return best
+
+
 def _master_design(
     problem: Problem, result: colgen.Result, arch: Architecture, seconds: float, gap: float, progress: bool
 ) -> tuple[Architecture, Check]:
@@ -268,15 +363,11 @@ def _master_design(
         if not all(tables.stages):
             break
         m = build_program(problem, tables, bounds=result.bounds)
-        try:
-            solved = _highs(m, max(0.1, deadline - time.perf_counter()), gap, progress, _start_values(m, tables, best[0]))
-        except Interrupted:
+        improved = _improved(problem, m, tables, best, max(0.1, deadline - time.perf_counter()), gap, progress,
+                             _start_values(m, tables, best[0]))
+        if improved is None:
             break
-        if _has_solution(solved):
-            solved.solution_loader.load_vars()
-            found = _checked(problem, m, tables)
-            if found[1].objective > best[1].objective:
-                best = found
+        best = improved
         if all(len(c) < most for c in options):  # every option that could do better was in
             break
         most *= 2
@@ -303,6 +394,12 @@ def _solve_large(problem: Problem, time_limit: float, gap: float, progress: bool
         )
         if short:
             return Solution("infeasible", None, None, -math.inf, time.perf_counter() - began, "colgen-highs", short)
+    else:
+        # The local search moves one stage at a time; at its widths an exact MILP gives every stage
+        # its best inner width, kernel and depth together (deepmad-29m-224: 27,403 against 23,710).
+        arch, check = _fixed_widths_design(problem, [_widths(arch)], arch, min(WIDTHS_SECONDS, 0.5 * left()), gap)
+        if log:
+            log(f"the same widths, exactly: objective {check.objective:.4f}")
     floor = check.objective if found else -math.inf
     result = colgen.generate(
         problem, time_limit=COLGEN_SHARE * left(), tolerance=gap, floor=floor, start_with=arch if found else None, log=log
@@ -311,18 +408,37 @@ def _solve_large(problem: Problem, time_limit: float, gap: float, progress: bool
         arch, check, found = result.design, problem.check(result.design), True
         if log:
             log(f"column generation's design: objective {check.objective:.4f}")
-    if (not found or result.bound - check.objective > gap * abs(result.bound)) and spare() >= 1.0 and not interrupt.requested():
+    bound = result.bound
+    open_ = lambda: not found or bound - check.objective > gap * abs(bound)  # noqa: E731
+    # A pass of the dual prices the whole space, as a round of column generation does.
+    if found and open_() and DUAL_SHARE * left() >= 2.0 * result.round_seconds and not interrupt.requested():
+        # The big-M links of ln(c) * S weaken the LP; the Lagrangian with the products kept exact
+        # bounds tighter where they are what binds (deepmad-r18), and its designs' widths, given
+        # their best inner widths, kernels and depths by an exact MILP, are designs the searches
+        # miss (deepmad-r18: 37,463 against 36,712).
+        relaxed = lagrange.dual(
+            colgen.Space(problem), lagrange.Multipliers.of_duals(problem, result.duals),
+            deadline=time.perf_counter() + DUAL_SHARE * left(), beat=bound,
+        )
+        bound = min(bound, relaxed.bound)
+        if log:
+            log(f"Lagrangian dual with exact products: bound {relaxed.bound:.4f} after {relaxed.passes} passes")
+        tried = _widths(arch)
+        arch, check = _fixed_widths_design(problem, [r.widths for r in relaxed.designs if r.widths != tried], arch,
+                                           WIDTHS_SHARE * left(), gap)
+        if log:
+            log(f"exact MILPs at the widths of its designs: objective {check.objective:.4f}")
+    if not found and spare() >= 1.0 and not interrupt.requested():
         # The longest path at the LP's prices (the Lagrangian relaxation's design) breaks a budget
-        # or rho0 as a rule; the local search repairs it, and climbs from there to designs the first
-        # search missed (deepmad-29m-224: 27,104 against 25,512).
+        # or rho0 as a rule; the local search repairs it, where the first search found no design.
         repaired = local_search(problem, seconds=REPAIR_SHARE * left(), start=result.paths.design(problem))
         repaired_check = problem.check(repaired)
-        if repaired_check.feasible and (not found or repaired_check.objective > check.objective):
-            arch, check, found = repaired, repaired_check, True
         if log:
             log(f"local search from the longest path: objective {repaired_check.objective:.4f}"
                 + ("" if repaired_check.feasible else " (infeasible)"))
-    bound = result.bound
+        if repaired_check.feasible:
+            arch, check = _fixed_widths_design(problem, [_widths(repaired)], repaired, min(WIDTHS_SECONDS, 0.5 * left()), gap)
+            found = True
     if (not found or bound - check.objective > gap * abs(bound)) and not interrupt.requested():
         whole = problem.space.option_count()
         kept = colgen.survivors(problem, result, check.objective, limit=MAX_SURVIVORS) if found else None
@@ -334,7 +450,7 @@ def _solve_large(problem: Problem, time_limit: float, gap: float, progress: bool
             # fix again from it (a better design leaves fewer options that can beat it).
             better = _master_design(problem, result, arch, MASTER_SHARE * left(), gap, progress)
             if better[1].objective > check.objective:
-                arch, check = better
+                arch, check = _fixed_widths_design(problem, [_widths(better[0])], better[0], min(WIDTHS_SECONDS, 0.5 * left()), gap)
                 kept = colgen.survivors(problem, result, check.objective, limit=MAX_SURVIVORS)
                 if log:
                     left_ = f"more than {MAX_SURVIVORS:,}" if kept is None else f"{sum(len(k) for k in kept):,}"
@@ -368,6 +484,12 @@ def _solve_large(problem: Problem, time_limit: float, gap: float, progress: bool
             elif "infeasible" in str(solved.termination_condition).lower() and kept is None:
                 return Solution("infeasible", None, None, -math.inf, time.perf_counter() - began, "colgen-highs",
                                 _shortfalls(problem, left()))
+    if found and open_() and spare() >= 1.0 and not interrupt.requested():
+        # The steps above stop early where they run out of options to try (deepmad-r34: after
+        # 200 of 300 s); the time left goes to the neighbouring widths of the best design.
+        arch, check = _widths_climb(problem, arch, spare(), gap)
+        if log:
+            log(f"exact MILPs at neighbouring widths: objective {check.objective:.4f}")
     seconds = time.perf_counter() - began
     if not found and not check.feasible:
         if interrupt.requested():
