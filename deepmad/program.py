@@ -81,6 +81,7 @@ class Bounds:
     s_max: list[float]
     layers: list[tuple[int, int]]
     caps: dict[tuple[int, int], float] = field(default_factory=dict)
+    setting: tuple[float, float, int] | None = None  # the caps' best multipliers (see deepmad.colgen.space_bounds)
 
     def cap(self, i: int, c: int) -> float:
         """The bound on ``S_i`` where prefix ``i`` ends at width ``c`` (0 when no design of the

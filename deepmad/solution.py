@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .architecture import Architecture
 from .problem import Check
+
+if TYPE_CHECKING:
+    from .colgen import Lagrangian
 
 Status = Literal["optimal", "time_limit", "interrupted", "infeasible"]
 
@@ -39,6 +42,11 @@ class Solution:
     solve_seconds: float
     method: str
     shortfalls: tuple[Shortfall, ...] = field(default=())
+    lagrangian: "Lagrangian | None" = field(default=None, repr=False, compare=False)
+    """The large-space method's best column-generation bound with its multipliers: a warm start for a
+    neighbouring problem, e.g. the same space under other budgets (``solve(..., start=solution)``),
+    and a bound for the problems whose designs are among this one's
+    (:func:`deepmad.colgen.certificate`); ``None`` from the whole-program method."""
 
     @property
     def objective(self) -> float | None:

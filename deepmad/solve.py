@@ -133,7 +133,7 @@ def _has_solution(result) -> bool:
 
 def solve(
     problem: Problem | str, *, time_limit: float = 300.0, gap: float = 1e-5, progress: bool = False, method: str = "auto",
-    start: Architecture | None = None,
+    start: Architecture | Solution | None = None,
 ) -> Solution:
     """Maximize ``problem``'s objective (a :class:`Problem` or a preset name); ``time_limit``
     in seconds, ``gap`` relative. With ``progress``, the solvers print their logs (incumbent,
@@ -150,7 +150,11 @@ def solve(
 
     ``start``: a design to start from (a warm start, e.g. the optimum of a neighbouring
     problem), used when it lies in the space and meets every constraint: HiGHS gets it as its
-    first incumbent, the large-space method climbs from it. The optimum does not depend on it.
+    first incumbent, the large-space method climbs from it. Or a neighbouring problem's
+    :class:`Solution`: its design as above, and the multipliers of its :attr:`Solution.lagrangian`
+    as the first prices of column generation (and those of its entropy caps as their first), whose
+    first bound is then close to the neighbour's where the problems differ only in their budgets or
+    rules. The optimum does not depend on it.
 
     Ctrl-C (SIGINT, in the main thread) stops the solve early: the best design found so far
     comes back with its bound and gap and status ``"interrupted"``; :class:`Interrupted` when
@@ -170,11 +174,14 @@ def solve(
             f"has up to {count:,} stage options; the exact program handles at most {MAX_OPTIONS:,}: "
             "use --method colgen (or auto), or narrow the channel, inner, kernel or depth ranges",
         )
+    warm = None
+    if isinstance(start, Solution):
+        warm, start = start.lagrangian, start.architecture
     if start is not None and not (isinstance(start, Architecture) and problem.check(start).feasible):
         start = None
     with interrupt.catching():
         if method == "colgen" or (method == "auto" and count > WHOLE):
-            return _solve_large(problem, time_limit, gap, progress, start)
+            return _solve_large(problem, time_limit, gap, progress, start, warm)
         return _solve_whole(problem, time_limit, gap, progress, start)
 
 
@@ -374,7 +381,9 @@ def _master_design(
     return best
 
 
-def _solve_large(problem: Problem, time_limit: float, gap: float, progress: bool, start: Architecture | None) -> Solution:
+def _solve_large(
+    problem: Problem, time_limit: float, gap: float, progress: bool, start: Architecture | None, warm: colgen.Lagrangian | None
+) -> Solution:
     """The ``"colgen"`` method (see :func:`solve`)."""
     began = time.perf_counter()
     spare = lambda: time_limit - (time.perf_counter() - began)  # noqa: E731
@@ -402,7 +411,8 @@ def _solve_large(problem: Problem, time_limit: float, gap: float, progress: bool
             log(f"the same widths, exactly: objective {check.objective:.4f}")
     floor = check.objective if found else -math.inf
     result = colgen.generate(
-        problem, time_limit=COLGEN_SHARE * left(), tolerance=gap, floor=floor, start_with=arch if found else None, log=log
+        problem, time_limit=COLGEN_SHARE * left(), tolerance=gap, floor=floor, start_with=arch if found else None, log=log,
+        warm=warm,
     )
     if result.design is not None:  # a longest path beat the local search's design
         arch, check, found = result.design, problem.check(result.design), True
@@ -496,4 +506,4 @@ def _solve_large(problem: Problem, time_limit: float, gap: float, progress: bool
             raise Interrupted(f"interrupted after {seconds:.1f} s, before any design was found")
         raise DeepmadError(f"no feasible design found within {time_limit:g} s; raise --time-limit, or loosen the budgets")
     bound = max(bound, check.objective)
-    return Solution(_status(check.objective, bound, gap), arch, check, bound, seconds, "colgen-highs")
+    return Solution(_status(check.objective, bound, gap), arch, check, bound, seconds, "colgen-highs", lagrangian=result.lagrangian)

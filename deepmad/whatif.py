@@ -39,6 +39,7 @@ from typing import Any, Callable, Mapping, Sequence
 from . import interrupt
 from .architecture import Architecture
 from .blocks import BLOCK_TYPES
+from .colgen import certificate, certified
 from .errors import DeepmadError, InputError, Interrupted, shown
 from .files import atomic_write_text, read_text
 from .problem import Problem
@@ -191,10 +192,10 @@ CHAIN = 4
 ones spread over more workers."""
 
 COLUMNS = ("index", "status", "objective", "bound", "gap", "design_flops", "design_params", "design_latency_ms", "design_rho",
-           "layers", "binding", "solve_seconds", "design", "design_from", "error")
+           "layers", "binding", "solve_seconds", "design", "design_from", "bound_from", "error")
 """A row's columns after the axes' (whose names are the inputs, e.g. the ``flops`` budget):
 ``design_*`` are the returned design's FLOPs (the problem's convention), parameters, latency (ms)
-and max rho; ``design_from`` is the point whose design a point took (:func:`shared`), if any;
+and max rho; ``design_from`` and ``bound_from`` are the points whose design and bound a point took (:func:`shared`), if any;
 ``error`` says why a point has no design (the budget the space cannot meet, and its smallest value)."""
 
 
@@ -205,10 +206,12 @@ def solve_chain(problem: Problem, chain: Sequence[tuple[int, dict[str, Any]]], *
     interrupted point is not a finished row."""
     from .solve import solve
 
-    rows, before = [], None
+    rows, before, last = [], None, None  # the last design, the last solution and its problem
     for index, point in chain:
         p = variant(problem, point)
         start = before if warm_start and before is not None and p.check(before).feasible else None
+        if warm_start and last is not None and last[0].lagrangian is not None and (last[1].space, last[1].scoring) == (p.space, p.scoring):
+            start = last[0]  # its design where it fits, and its multipliers: only budgets or rules changed
         try:
             s = solve(p, time_limit=time_limit, gap=gap, method=method, start=start)
         except Interrupted:
@@ -233,12 +236,14 @@ def solve_chain(problem: Problem, chain: Sequence[tuple[int, dict[str, Any]]], *
         else:
             row["shortfalls"] = [{"name": f.name, "limit": f.limit, "smallest": f.smallest} for f in s.shortfalls]
             row["error"] = "; ".join(f.message for f in s.shortfalls) or "the budgets are reachable one by one, not together"
+        if s.lagrangian is not None:
+            row["certificate"] = certificate(p, s.lagrangian)
         row["solve_seconds"] = s.solve_seconds
         row["warm_start"] = start is not None
         rows.append(row)
         if on_row is not None:
             on_row(row)
-        before = s.architecture or before
+        before, last = s.architecture or before, (s, p)
     return rows
 
 
@@ -348,7 +353,7 @@ def sweep(
     slack: float = 0.03,
     warm_start: bool = True,
     progress: Callable[[int, int], None] | None = None,
-    share_designs: bool = True,
+    share: bool = True,
     in_flight: int | None = None,
 ) -> Sweep:
     """Solve ``problem`` at every point of ``axes`` (name -> values, see :data:`AXES`).
@@ -357,8 +362,9 @@ def sweep(
     in this process, one after another); ``chain_count`` (default: one per :data:`CHAIN`
     points, whatever the executor) sets how the points are cut into chains of neighbours. ``out``: a
     JSON Lines file that keeps finished rows, resumed when it holds the same sweep (``force``
-    starts it afresh). ``slack``: relative slack within which a budget binds. ``share_designs``:
-    points not proven optimal take a better design of another point where it fits (:func:`shared`).
+    starts it afresh). ``slack``: relative slack within which a budget binds. ``share``:
+    points not proven optimal take a better design, and a lower bound, of another point where it
+    holds for them (:func:`shared`).
     ``progress(done, total)`` is called as rows come in. ``in_flight``: at most this many chains
     handed to the executor at once (default: all), e.g. its worker count, so that Ctrl-C leaves
     no queued chain behind."""
@@ -415,46 +421,66 @@ def sweep(
                 future.cancel()
             raise
     rows = [done[i] for i in range(len(grid))]
-    if share_designs:
+    if share:
         rows = shared(problem, rows, grid, slack=slack, gap=gap)
     return Sweep(axes, rows)
 
 
+def looser(point: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
+    """Whether every design that meets ``other``'s constraints meets ``point``'s: each budget axis
+    of ``point`` at least ``other``'s (every budget is an upper limit), every other axis equal."""
+    return all(point[a] >= other[a] if a in BUDGETS else point[a] == other[a] for a in point)
+
+
 def shared(problem: Problem, rows: list[dict[str, Any]], grid: list[dict[str, Any]], *, slack: float, gap: float) -> list[dict[str, Any]]:
-    """The rows, where a point not proven optimal takes the best design of any other point that
-    meets its constraints and is worth more than its own (``design_from`` names that point; its
-    bound, from its own solve, stays valid). A design found under a smaller budget is feasible
-    under a larger one, so along a budget axis the objectives of such rows no longer decrease
-    where one chain of solves ran out of time before the next."""
+    """The rows, where a point not proven optimal takes from the other points what holds for it too:
+
+    * the best design of any other point that meets its constraints and is worth more than its own
+      (``design_from`` names that point). A design found under a smaller budget is feasible under a
+      larger one, so along a budget axis the objectives no longer decrease where one chain of
+      solves ran out of time before the next;
+    * the least bound of the points whose budgets are all at least its own, other axes equal
+      (:func:`looser`; ``bound_from`` names that point): their designs include all of its own, so
+      their optima are at least its optimum; and, from such a point's column generation, its
+      Lagrangian bound moved to this point's budgets (:func:`deepmad.colgen.certified`), lower by
+      the multipliers times the budgets given up. Along a budget axis the bounds then never
+      decrease, and the points of a sweep bound one another.
+
+    The row is ``optimal`` where the bound so taken proves the design."""
     designs = [(r["index"], Architecture.from_dict(r["architecture"])) for r in rows if r.get("architecture") is not None]
+    bounds = [(r["index"], r["bound"], r.get("certificate"), point) for r, point in zip(rows, grid) if r["bound"] is not None]
     out = []
     for row, point in zip(rows, grid):
         if row["status"] in ("optimal", "infeasible"):
             out.append(row)
             continue
         p = variant(problem, point)
+        new = dict(row)
+        own = row["objective"] if row["objective"] is not None else -math.inf
         best = None
         for index, arch in designs:
-            if index == row["index"]:
-                continue
-            check = p.check(arch)
-            own = row["objective"] if row["objective"] is not None else -math.inf
-            if check.feasible and check.objective > (best[2].objective if best else own):
-                best = (index, arch, check)
-        if best is None:
-            out.append(row)
-            continue
-        index, arch, check = best
-        bound = None if row["bound"] is None else max(row["bound"], check.objective)  # None: no bound was proven
-        closed = bound is not None and bound - check.objective <= gap * abs(bound) + 1e-9
-        out.append(row | {
-            "objective": check.objective, "bound": bound,
-            "gap": None if bound is None else max(0.0, (bound - check.objective) / abs(bound)) if bound else 0.0,
-            "status": "optimal" if closed else row["status"], "error": None,
-            "design_flops": check.flops, "design_params": check.params, "design_latency_ms": check.latency_ms, "design_rho": check.rho,
-            "layers": check.layers, "binding": ";".join(binding(p, check, slack=slack)), "design": summary(arch),
-            "architecture": arch.to_dict(), "design_from": index,
-        })
+            if index != row["index"]:
+                check = p.check(arch)
+                if check.feasible and check.objective > (best[2].objective if best else own):
+                    best = (index, arch, check)
+        if best is not None:
+            index, arch, check = best
+            new |= {
+                "objective": check.objective, "error": None, "design_flops": check.flops, "design_params": check.params,
+                "design_latency_ms": check.latency_ms, "design_rho": check.rho, "layers": check.layers,
+                "binding": ";".join(binding(p, check, slack=slack)), "design": summary(arch), "architecture": arch.to_dict(),
+                "design_from": index,
+            }
+        lowest = min(((min(b, certified(c, p) if c else math.inf), i) for i, b, c, other in bounds
+                      if i != row["index"] and looser(other, point)), default=None)
+        if lowest is not None and (new["bound"] is None or lowest[0] < new["bound"]):
+            new |= {"bound": lowest[0], "bound_from": lowest[1]}
+        if new["objective"] is not None and new["bound"] is not None:
+            bound = new["bound"] = max(new["bound"], new["objective"])
+            new["gap"] = max(0.0, (bound - new["objective"]) / abs(bound)) if bound else 0.0
+            if bound - new["objective"] <= gap * abs(bound) + 1e-9:
+                new["status"] = "optimal"
+        out.append(new)
     return out
 
 

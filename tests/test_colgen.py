@@ -130,8 +130,17 @@ def _tiny_problems():
 
 
 @pytest.mark.parametrize("problem", list(_tiny_problems()))
-def test_entropy_caps_hold_for_every_feasible_design(problem):
-    bounds = colgen.space_bounds(colgen.Space(problem))
+@pytest.mark.parametrize("hinted", [False, True])
+def test_entropy_caps_hold_for_every_feasible_design(problem, hinted):
+    """With or without a neighbouring problem's best caps multipliers tried first (``hint``)."""
+    hint = None
+    if hinted:
+        hint = colgen.space_bounds(colgen.Space(dataclasses.replace(problem, flops=0.8 * problem.flops))).setting
+        assert hint is not None
+        # with no time for more than the first pass, the hint's caps are at least as tight
+        quick = [colgen.space_bounds(colgen.Space(problem), deadline=0.0, hint=h).s_max for h in (None, hint)]
+        assert all(a <= b + 1e-9 for a, b in zip(quick[1], quick[0]))
+    bounds = colgen.space_bounds(colgen.Space(problem), hint=hint)
     checked = 0
     for arch in problem.space.designs():
         check = problem.check(arch)
@@ -288,9 +297,10 @@ def test_longest_paths_find_the_best_design_at_any_prices_and_fixing_keeps_every
     space = colgen.Space(problem)
     bounds = colgen.space_bounds(space)
     master = colgen.Master(space, bounds)
-    for cols in colgen.seed(space):
-        for o in cols:
-            master.add(o)
+    for j in range(space.nstages):
+        for arr in space.chunks(j):
+            for o in colgen.seed(arr):
+                master.add(o)
     _, y = master.solve()
     p = colgen.prices(space, y, bounds)
     paths = colgen.longest_paths(space, p)
@@ -351,3 +361,60 @@ def test_where_the_local_search_finds_no_design_it_climbs_again_from_the_longest
     assert problem.check(repaired).feasible
     exact = solve_module._fixed_widths_design(problem, [solve_module._widths(repaired)], repaired, 60.0, 1e-5)[1]
     assert large.check.feasible and large.objective >= exact.objective - 1e-9 * abs(exact.objective)
+
+
+def test_multipliers_of_another_problem_bound_this_one_from_the_first_pass():
+    """Column generation started from a neighbouring problem's multipliers (other budgets, one
+    budget dropped, a rule added) gives a valid bound before its first master LP, and where only a
+    budget moved, a tighter one than a first round from scratch."""
+    space = _space("bottleneck")
+    here = Problem(space, flops=2.5e7, params=1.2e5, rho=0.3)
+    converged = colgen.generate(here, time_limit=60)
+    assert converged.duals[("params",)] > 0 and converged.duals[("flops",)] > 0  # both budgets bind: their rows matter
+    neighbours = [dataclasses.replace(here, flops=2.2e7), dataclasses.replace(here, params=None),
+                  dataclasses.replace(here, flops=2.2e7, max_depth_spread=1, max_layers=14)]
+    for problem in neighbours:
+        optimum = solve(problem, method="milp")
+        warm = colgen.generate(problem, time_limit=1e-9, warm=converged.lagrangian)
+        assert warm.rounds == 0  # the time was up after the given multipliers' pass
+        assert warm.bound >= optimum.objective - 1e-6 * abs(optimum.objective)
+    cold = colgen.generate(neighbours[0], max_rounds=1)
+    warm = colgen.generate(neighbours[0], time_limit=1e-9, warm=converged.lagrangian)
+    assert warm.bound < cold.bound
+
+
+def test_a_solve_started_from_a_solution_prices_at_its_multipliers_first(monkeypatch):
+    from deepmad import solve as solve_module
+
+    space = _space("bottleneck")
+    first = solve(Problem(space, flops=2.5e7, params=1.2e5, rho=0.3), method="colgen")
+    assert first.lagrangian is not None
+    given = []
+    generate = colgen.generate
+    monkeypatch.setattr(solve_module.colgen, "generate", lambda *a, **kw: given.append(kw["warm"]) or generate(*a, **kw))
+    problem = Problem(space, flops=2.2e7, params=1.2e5, rho=0.3)
+    second = solve(problem, method="colgen", start=first)
+    assert given == [first.lagrangian]
+    assert second.status == "optimal"
+    assert second.objective == pytest.approx(solve(problem, method="milp").objective, rel=1e-5)
+
+
+@pytest.mark.parametrize("rounds", [3, 500])
+def test_a_certificate_bounds_every_problem_whose_designs_are_among_its_own(rounds):
+    """Column generation's bound moved to tighter budgets (rho0 included) by its multipliers is
+    never below the optimum there (the whole MILP's), never above the bound it came from, and
+    infinite where a budget is looser or missing: after 3 rounds (any multipliers) and converged
+    (where the bound is tight, so that a move too large shows)."""
+    space = _space("bottleneck")
+    here = Problem(space, flops=2.5e7, params=1.2e5, rho=0.3)
+    result = colgen.generate(here, max_rounds=rounds)
+    cert = colgen.certificate(here, result.lagrangian)
+    assert cert["prices"]["flops"] > 0 or cert["prices"]["params"] > 0
+    for changes in ({"flops": 2.0e7}, {"params": 1.0e5}, {"flops": 1.8e7, "params": 0.9e5, "rho": 0.25}, {"rho": 0.2}):
+        there = dataclasses.replace(here, **changes)
+        bound = colgen.certified(cert, there)
+        assert bound <= result.bound + 1e-9
+        optimum = solve(there, method="milp")
+        assert optimum.status == "infeasible" or bound >= optimum.objective - 1e-6 * abs(optimum.objective)
+    assert colgen.certified(cert, dataclasses.replace(here, flops=3e7)) == math.inf
+    assert colgen.certified(cert, dataclasses.replace(here, params=None)) == math.inf

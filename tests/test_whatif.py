@@ -118,7 +118,7 @@ def test_whatif_command_writes_the_table_the_front_and_the_report(tmp_path, caps
     err = capsys.readouterr().err
     assert "8 points: 8 optimal" in err
     assert paths["csv"].read_text().splitlines()[0].startswith("index,flops,nondecreasing,status,objective,bound,gap,design_flops")
-    assert paths["csv"].read_text().splitlines()[0].endswith(",design,design_from,error,next_change_flops")
+    assert paths["csv"].read_text().splitlines()[0].endswith(",design,design_from,bound_from,error,next_change_flops")
     assert len(json.loads(paths["json"].read_text())["rows"]) == 8
     image = matplotlib.image.imread(paths["png"])
     assert image.shape[0] > 400 and image.shape[1] > 600
@@ -192,6 +192,26 @@ def test_a_point_not_proven_optimal_takes_a_better_design_that_fits_it():
     assert last["design_flops"] <= last["flops"]
 
 
+def test_a_point_takes_the_least_bound_of_the_points_whose_budgets_are_all_at_least_its_own():
+    axes = {"flops": FLOPS[2:5], "params": (35e3, 40e3), "nondecreasing": (True, False)}
+    exact = whatif.sweep(PROBLEM, axes, time_limit=60, share=False)
+    grid = whatif.points(axes)
+    rows = [dict(r, status="time_limit", bound=r["bound"] * (1.5 + 0.1 * (i % 3))) for i, r in enumerate(exact.rows)]
+    fixed = whatif.shared(PROBLEM, rows, grid, slack=0.03, gap=1e-5)
+    for row, new, point in zip(rows, fixed, grid):
+        holds = [r["bound"] for r, other in zip(rows, grid) if whatif.looser(other, point)]
+        assert new["bound"] == min(holds)  # its own included
+        assert new.get("bound_from") is None or whatif.looser(grid[new["bound_from"]], point)
+        assert new["bound"] >= new["objective"]
+    # along each budget axis, other inputs equal, the bounds do not decrease
+    for a, b in zip(fixed, fixed[1:]):
+        if whatif.looser(grid[b["index"]], grid[a["index"]]):
+            assert b["bound"] >= a["bound"]
+    # a bound that meets the design proves it
+    rows[0]["bound"] = rows[0]["objective"] * (1 + 1e-7)
+    assert whatif.shared(PROBLEM, rows, grid, slack=0.03, gap=1e-5)[0]["status"] == "optimal"
+
+
 def test_resuming_twice_after_a_cut_line_solves_each_point_once(tmp_path, monkeypatch):
     out = tmp_path / "s.jsonl"
     whatif.sweep(PROBLEM, {"flops": FLOPS[:4]}, time_limit=60, out=out)
@@ -224,10 +244,29 @@ def test_a_point_whose_solve_fails_is_a_row_that_says_why(monkeypatch):
         return real(problem, **kw)
 
     monkeypatch.setattr(solve_module, "solve", failing)
-    result = whatif.sweep(PROBLEM, {"flops": FLOPS[:3]}, time_limit=60, share_designs=False)
+    result = whatif.sweep(PROBLEM, {"flops": FLOPS[:3]}, time_limit=60, share=False)
     row = result.rows[1]
     assert row["status"] == "time_limit" and row["objective"] is None and "no feasible design" in row["error"]
     assert result.rows[0]["status"] == result.rows[2]["status"] == "optimal"
     assert result.marginals("flops")[1] is None
     shared = whatif.shared(PROBLEM, result.rows, whatif.points(result.axes), slack=0.03, gap=1e-5)
-    assert shared[1]["design_from"] == 0 and shared[1]["bound"] is None and shared[1]["status"] == "time_limit"
+    # the design of the smaller budget fits; the optimum of the larger one bounds it
+    assert shared[1]["design_from"] == 0 and shared[1]["bound_from"] == 2 and shared[1]["bound"] == result.rows[2]["bound"]
+    assert shared[1]["status"] == "time_limit"
+
+
+def test_a_chain_hands_each_solve_the_last_solution_where_only_budgets_changed(monkeypatch):
+    """Along a budget axis each solve starts from the last solution (its design and multipliers);
+    across block types, whose spaces differ, from the last design only where it fits."""
+    from deepmad import solve as solve_module
+    from deepmad.solution import Solution
+
+    starts = []
+    real = solve_module.solve
+    monkeypatch.setattr(solve_module, "solve", lambda p, **kw: starts.append(kw["start"]) or real(p, **kw))
+    whatif.sweep(PROBLEM, {"flops": FLOPS[:3]}, time_limit=60, method="colgen", chain_count=1)
+    assert starts[0] is None and all(isinstance(s, Solution) and s.lagrangian for s in starts[1:])
+    starts.clear()
+    whatif.sweep(PROBLEM, {"block": ("basic", "bottleneck")}, time_limit=60, method="colgen", chain_count=1)
+    assert not any(isinstance(s, Solution) for s in starts)
+
