@@ -40,7 +40,9 @@ def _sweep(args: argparse.Namespace) -> None:
     gaps = [r["gap"] for r in rows if r["gap"] is not None]
     print(f"{args.preset}: {len(rows)} points from 1 to 8 GFLOPs, {args.workers} workers, {args.time_limit:g} s per point")
     print(f"wall {wall:.1f} s; proven optimal {proven}/{len(rows)}; largest gap {max(gaps):.2%}; "
-          f"median solve {statistics.median(r['solve_seconds'] for r in rows):.1f} s")
+          f"median solve {statistics.median(r['solve_seconds'] for r in rows):.1f} s; "
+          f"designs taken from another point {sum(r.get('design_from') is not None for r in rows)}, "
+          f"bounds {sum(r.get('bound_from') is not None for r in rows)}")
     for a, b in zip(rows, rows[1:]):
         if a["objective"] is not None and b["objective"] is not None and b["objective"] < a["objective"]:
             print(f"  decrease: {a['flops'] / 1e9:.2f} -> {b['flops'] / 1e9:.2f} GFLOPs: {a['objective']:.1f} -> {b['objective']:.1f}")
