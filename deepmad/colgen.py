@@ -649,12 +649,21 @@ def _at(values: dict[int, float], widths: np.ndarray) -> np.ndarray:
 class Lagrangian:
     """Column generation's best bound and the multipliers it was found at: the row duals
     (``duals``, keyed as :func:`prices` reads them) and the entropy caps' best ``(t, mu, n)``
-    (``caps``, see :func:`space_bounds`). A warm start for a neighbouring problem
-    (:func:`generate`'s ``warm``), and, moved, a bound for another (:func:`certified`)."""
+    (``caps``, see :func:`space_bounds`), with the master's options (``columns``, per stage) and
+    what they were computed for (``options``, :func:`options_key`). A warm start for a neighbouring
+    problem (:func:`generate`'s ``warm``), and, moved, a bound for another (:func:`certified`)."""
 
     bound: float
     duals: dict[tuple, float]
     caps: tuple[float, float, int] | None = None
+    columns: tuple[tuple[Option, ...], ...] = ()
+    options: tuple = ()
+
+
+def options_key(problem: Problem) -> tuple:
+    """What a problem's stage options (their widths, costs and entropy) depend on: problems with the
+    same key have the same options, and one's master options can start another's master."""
+    return problem.space, problem.flops_convention, problem.nondecreasing, problem.latency_model
 
 
 @dataclass
@@ -672,10 +681,12 @@ class Result:
     design: Architecture | None = None  # the best feasible design along a longest path, if one beat ``floor``
     duals: dict[tuple, float] | None = None  # the row multipliers of the best bound (keyed as :func:`prices` reads them)
     round_seconds: float = 0.0  # the mean time of a round (the entropy caps apart)
+    options: tuple = ()  # the options_key of the problem
 
     @property
     def lagrangian(self) -> Lagrangian:
-        return Lagrangian(self.bound, self.duals, self.bounds.setting if self.bounds else None)
+        return Lagrangian(self.bound, self.duals, self.bounds.setting if self.bounds else None,
+                          tuple(map(tuple, self.columns)), self.options)
 
 
 def seed(arr: StageArrays) -> list[Option]:
@@ -743,16 +754,21 @@ def generate(
     duals are priced at before the first master LP. The bound they give is valid whatever they
     are, and where the problems are close it is close to the bound of many rounds (deepmad-r50:
     the duals of 27 rounds at 2 GFLOPs bound the problem at 2.2 GFLOPs by 46,756 in one pass,
-    where a first round from scratch gives 119,166); the options they price in start the master."""
+    where a first round from scratch gives 119,166); the options they price in start the master,
+    with, where the options are the same (:func:`options_key`), the neighbour's master's options,
+    so that the LP goes on from where the neighbour's stopped."""
     start = time.perf_counter()
     space = Space(problem)
     columns: list[list[Option]] = [[] for _ in range(space.nstages)]
     bounds = space_bounds(space, deadline=start + BOUNDS_SHARE * time_limit, visit=lambda arr: columns[arr.stage].extend(seed(arr)),
                           hint=warm.caps if warm is not None else None)
+    if warm is not None and warm.options == options_key(problem):  # the neighbour's master's options
+        for j, cols in enumerate(warm.columns):
+            columns[j] += cols
     if start_with is not None:
         for j, o in enumerate(options_of(problem, start_with)):
-            if o not in columns[j]:
-                columns[j].append(o)
+            columns[j].append(o)
+    columns = [list(dict.fromkeys(cols)) for cols in columns]
     known = [set(cols) for cols in columns]
     best: Result | None = None
     center: dict | None = None
@@ -838,6 +854,7 @@ def generate(
             break
     assert best is not None
     best.seconds = time.perf_counter() - start
+    best.options = options_key(problem)
     best.round_seconds = (time.perf_counter() - rounds_began) / (best.rounds + 1)
     return best
 

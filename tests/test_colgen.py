@@ -380,6 +380,10 @@ def test_multipliers_of_another_problem_bound_this_one_from_the_first_pass():
     cold = colgen.generate(neighbours[0], max_rounds=1)
     warm = colgen.generate(neighbours[0], time_limit=1e-9, warm=converged.lagrangian)
     assert warm.bound < cold.bound
+    # the neighbour's master options start the master, where the options are the same
+    assert all(set(a) <= set(b) for a, b in zip(converged.columns, warm.columns))
+    other = colgen.generate(dataclasses.replace(neighbours[0], nondecreasing=False), time_limit=1e-9, warm=converged.lagrangian)
+    assert not all(set(a) <= set(b) for a, b in zip(converged.columns, other.columns))
 
 
 def test_a_solve_started_from_a_solution_prices_at_its_multipliers_first(monkeypatch):
