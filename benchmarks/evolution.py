@@ -2,7 +2,7 @@
 
 Run on demand (not part of the tests):
 
-    .venv/bin/python benchmarks/evolution.py [--seconds 300] [--seed 0] [NAME ...]
+    .venv/bin/python benchmarks/evolution.py [--seconds 60] [--seed 0] [NAME ...]
 
 The evolutionary search is TinyNAS's: a population of 256 designs; each child
 copies a random member and applies two single-stage mutations (one stage's
@@ -27,64 +27,59 @@ from deepmad import tinynas
 from deepmad.entropy import score
 from deepmad.presets import PRESETS, PUBLISHED_FILES
 from deepmad.problem import Problem
-from deepmad.search import Choice, LocalSearch
-from deepmad.solve import solve
+from deepmad.solvers import solve
+from deepmad.solvers.cache import engine_of
+from deepmad.solvers.context import Context
+from deepmad.solvers.search import Design, Search
 
 PUBLISHED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tinynas" / "published"
 POPULATION = 256
 
 
-def _mutate(problem: Problem, ls: LocalSearch, stem: int, stages: list[Choice], rng: np.random.Generator):
-    stages = list(stages)
-    grid = problem.space.channel_grid()
+def _mutate(search: Search, x: Design, rng: np.random.Generator) -> Design:
+    """One stage's output width (two grid steps at most), inner width (two steps), kernel or depth changed."""
+    stages = list(x.stages)
     j = int(rng.integers(0, len(stages)))
-    old = stages[j]
+    t = search.engine.stages[j]
+    m, p, k, d = stages[j]
     what = int(rng.integers(0, 4))
-    c, inner, kernel, depth = old.channels, old.inner, old.kernel, old.depth
     if what == 0:
-        c = grid[min(len(grid) - 1, max(0, grid.index(c) + int(rng.choice([-2, -1, 1, 2]))))]
+        step = p - int(t.starts[m])
+        m = int(min(len(t.widths) - 1, max(0, m + int(rng.choice([-2, -1, 1, 2])))))
+        p = int(t.starts[m]) + min(step, int(t.starts[m + 1] - t.starts[m]) - 1)
     elif what == 1:
-        inner = inner + 8 * int(rng.choice([-2, -1, 1, 2]))
+        p = int(min(t.starts[m + 1] - 1, max(t.starts[m], p + int(rng.choice([-2, -1, 1, 2])))))
     elif what == 2:
-        kernel = int(rng.choice(problem.space.kernels))
+        k = int(rng.integers(0, len(t.kernels)))
     else:
-        lo, hi = problem.space.depths[j]
-        depth = min(hi, max(lo, depth + int(rng.choice([-1, 1]))))
-    arr = ls.ev.arrays(j, c)
-    if arr is None:
-        return None
-    inner = int(arr.inner[np.abs(arr.inner - inner).argmin()])
-    stages[j] = Choice(c, inner, kernel, depth)
-    return stem, stages
+        d = int(min(t.depths[-1], max(t.depths[0], d + int(rng.choice([-1, 1])))))
+    stages[j] = (m, p, k, d)
+    return Design(x.stem, tuple(stages))
 
 
 def evolve(problem: Problem, seconds: float, seed: int, checkpoints: list[float]) -> list[tuple[float, float, int]]:
     """Best objective at each checkpoint (seconds), with the number of designs evaluated."""
-    ls = LocalSearch(problem)
+    search = Search(engine_of(problem), Context(problem))
     rng = np.random.default_rng(seed)
-    start_design = ls.start()
-    population: list[tuple[float, int, list[Choice]]] = []
-    violation, objective = ls.value(*start_design)
+    start_design = search.start()
+    population: list[tuple[float, Design]] = []
+    violation, objective = search.value(start_design)
     if violation == 0:
-        population.append((objective, *start_design))
+        population.append((objective, start_design))
     parent, parent_violation = start_design, violation
     out, evaluated, begin = [], 0, time.perf_counter()
     for mark in checkpoints:
         while time.perf_counter() - begin < min(mark, seconds):
             if population:
-                _, *parent = population[int(rng.integers(0, len(population)))]
-            child = tuple(parent)
-            for _ in range(2):
-                child = _mutate(problem, ls, child[0], child[1], rng) if child else None
-            if child is None:
-                continue
-            violation, objective = ls.value(*child)
+                parent = population[int(rng.integers(0, len(population)))][1]
+            child = _mutate(search, _mutate(search, parent, rng), rng)
+            violation, objective = search.value(child)
             evaluated += 1
             if violation > 0:
                 if not population and violation < parent_violation:  # still walking to a first feasible design
                     parent, parent_violation = child, violation
                 continue
-            population.append((objective, *child))
+            population.append((objective, child))
             if len(population) > POPULATION:
                 population.remove(min(population, key=lambda m: m[0]))
         out.append((mark, max((m[0] for m in population), default=float("nan")), evaluated))
@@ -93,7 +88,7 @@ def evolve(problem: Problem, seconds: float, seed: int, checkpoints: list[float]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=300.0)
+    parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("names", nargs="*", default=list(PRESETS))
     args = parser.parse_args()

@@ -2,7 +2,7 @@
 
 Run on demand (not part of the tests):
 
-    .venv/bin/python benchmarks/presets.py [--time-limit 300] [NAME ...]
+    .venv/bin/python benchmarks/presets.py [--time-limit 60] [NAME ...]
 
 For each preset it prints the status, the objective of the returned design,
 the proven upper bound and relative gap, the solve time, and the objective
@@ -18,14 +18,14 @@ from pathlib import Path
 from deepmad import tinynas
 from deepmad.entropy import score
 from deepmad.presets import PRESETS, PUBLISHED_FILES
-from deepmad.solve import solve
+from deepmad.solvers import solve
 
 PUBLISHED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tinynas" / "published"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--time-limit", type=float, default=300.0)
+    parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("names", nargs="*", default=list(PRESETS))
     args = parser.parse_args()
     print(f"{'preset':<16} {'status':<10} {'objective':>10} {'bound':>10} {'gap':>7} {'seconds':>8} {'published':>10} {'ratio':>6}")

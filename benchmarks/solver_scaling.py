@@ -6,7 +6,7 @@ Run on demand (not part of the tests):
 
 For bottleneck spaces at resolution 64 with budgets at 60% of the
 unconstrained optimum's costs, it prints the number of stage options, the
-MILP's rows and columns, and the median wall time of `deepmad.solve.solve`
+MILP's rows and columns, and the median wall time of `deepmad.solvers.solve`
 (one HiGHS thread) over the repeats, beside the space's design count.
 """
 
@@ -16,11 +16,13 @@ import argparse
 import statistics
 import time
 
-import pyomo.environ as pyo
-
 from deepmad.problem import Problem
-from deepmad.program import Tables, build_program
-from deepmad.solve import solve
+from deepmad.solvers import colgen, solve
+from deepmad.solvers.context import Context
+from deepmad.solvers.engine import Engine
+from deepmad.solvers.formulation import Formulation, Model
+from deepmad.solvers.milp import option_caps, stem_options, tables
+from deepmad.solvers.rows import Program
 from deepmad.space import DesignSpace
 
 
@@ -40,10 +42,14 @@ def main() -> None:
     print(f"{'stages':>6} {'widths':>6} {'depth':>5} {'designs':>10} {'options':>8} {'rows':>7} {'cols':>7} {'median s':>9}  status")
     for stages, channel_hi, depth_hi in [(2, 32, 2), (2, 64, 3), (3, 64, 3), (3, 96, 4), (4, 64, 3), (4, 128, 4)]:
         problem = case(stages, channel_hi, depth_hi)
-        tables = Tables.of(problem)
-        model = build_program(problem, tables)
-        rows = sum(1 for _ in model.component_data_objects(ctype=pyo.Constraint, active=True))
-        cols = sum(1 for _ in model.component_data_objects(ctype=pyo.Var))
+        engine, context = Engine.of(problem), Context(problem)
+        stem, stages = stem_options(engine), tables(engine)
+        model = Model(Formulation(Program(problem, context, colgen.layer_ranges(engine, context)), option_caps(context, stem, stages)),
+                      stem, integer=True)
+        for j, opts in enumerate(stages):
+            model.add(j, opts)
+        rows, cols = model.h.getNumRow(), model.h.getNumCol()
+        size = len(stem) + sum(len(o) for o in stages)
         times, status = [], ""
         for _ in range(args.repeats):
             start = time.perf_counter()
@@ -51,7 +57,7 @@ def main() -> None:
             times.append(time.perf_counter() - start)
         print(
             f"{stages:>6} {len(problem.space.channel_grid()):>6} {depth_hi:>5} {problem.space.size():>10.3g} "
-            f"{tables.size:>8} {rows:>7} {cols:>7} {statistics.median(times):>9.2f}  {status}"
+            f"{size:>8} {rows:>7} {cols:>7} {statistics.median(times):>9.2f}  {status}"
         )
 
 

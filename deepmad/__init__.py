@@ -15,7 +15,7 @@ from .errors import DeepmadError, InputError
 from .presets import PRESETS, preset
 from .problem import Check, Problem, Violation
 from .solution import Shortfall, Solution
-from .solve import solve as design
+from .solvers import Settings, solve as design
 from .space import DesignSpace
 
 __version__ = "0.1.0"
@@ -27,5 +27,5 @@ __all__ = [
     "Score", "Scoring", "Prefix", "score", "layer_widths",
     "DeepmadError", "InputError",
     "DesignSpace", "Problem", "Check", "Violation", "PRESETS", "preset",
-    "design", "Solution", "Shortfall",
+    "design", "Solution", "Shortfall", "Settings",
 ]

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 _requested = threading.Event()
 _happened = threading.Event()  # the last catching block saw a Ctrl-C
-_running: list[Any] = []  # Pyomo HiGHS solver objects whose run is in progress
+_running: list[Any] = []  # highspy.Highs objects whose run is in progress
 
 
 def requested() -> bool:
@@ -37,10 +37,8 @@ def past(deadline: float) -> bool:
     return time.perf_counter() > deadline or _requested.is_set()
 
 
-def _cancel(solver: Any) -> None:
-    highs = getattr(solver, "_solver_model", None)  # Pyomo's highspy.Highs, made inside solve()
-    if highs is not None:
-        highs.cancelSolve()
+def _cancel(highs: Any) -> None:
+    highs.cancelSolve()
 
 
 @contextmanager
@@ -72,7 +70,7 @@ def _handler(signum: int, frame: Any) -> None:
 
 @contextmanager
 def running(solver: Any) -> Iterator[None]:
-    """Mark a Pyomo HiGHS solver object as running, so that Ctrl-C cancels it."""
+    """Mark a ``highspy.Highs`` as running, so that Ctrl-C cancels it."""
     _running.append(solver)
     try:
         if _requested.is_set():

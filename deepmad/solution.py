@@ -10,7 +10,7 @@ from .architecture import Architecture
 from .problem import Check
 
 if TYPE_CHECKING:
-    from .colgen import Lagrangian
+    from .solvers.colgen import Lagrangian
 
 Status = Literal["optimal", "time_limit", "interrupted", "infeasible"]
 
@@ -25,6 +25,8 @@ class Shortfall:
 
     @property
     def message(self) -> str:
+        if not math.isfinite(self.smallest):
+            return f"{self.name}: the space's rules and guidelines leave no design that meets the limit {self.limit:,.6g}"
         return f"{self.name}: the limit {self.limit:,.6g} is below the smallest value the space allows, {self.smallest:,.6g}"
 
 
@@ -46,7 +48,9 @@ class Solution:
     """The large-space method's best column-generation bound with its multipliers: a warm start for a
     neighbouring problem, e.g. the same space under other budgets (``solve(..., start=solution)``),
     and a bound for the problems whose designs are among this one's
-    (:func:`deepmad.colgen.certificate`); ``None`` from the whole-program method."""
+    (:func:`deepmad.solvers.colgen.certificate`); ``None`` from the whole-program method."""
+    work: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
+    """The large-space method's work per step, in reference seconds (see :mod:`deepmad.solvers.settings`)."""
 
     @property
     def objective(self) -> float | None:
@@ -69,5 +73,6 @@ class Solution:
             "solve_seconds": self.solve_seconds,
             "method": self.method,
             "architecture": self.architecture.to_dict() if self.architecture else None,
-            "shortfalls": [{"name": s.name, "limit": s.limit, "smallest": s.smallest} for s in self.shortfalls],
+            "shortfalls": [{"name": s.name, "limit": s.limit, "smallest": s.smallest if math.isfinite(s.smallest) else None}
+                           for s in self.shortfalls],
         }

@@ -2,7 +2,7 @@
 
 A sweep varies one or more *axes* of a problem (a budget, the cost table, the
 block type, the resolution, a guideline switch), alone or as a grid, and
-solves every point exactly (:func:`deepmad.solve.solve`). Each point gives one
+solves every point exactly (:func:`deepmad.solvers.solve`). Each point gives one
 row: its inputs, ``status``, ``objective``, ``bound``, ``gap``, the design's
 FLOPs (the problem's convention), parameters, latency (ms) and max rho, the
 budgets that bind (slack within ``slack``, relative), the solve time and the
@@ -10,7 +10,7 @@ design in short (depth, width and kernel per stage).
 
 Points are solved in *chains* of neighbours: each solve starts from the
 previous point's design where that design is feasible (a warm start, see
-:func:`deepmad.solve.solve`'s ``start``). The chains are cut the same way
+:func:`deepmad.solvers.solve`'s ``start``). The chains are cut the same way
 whatever runs them, so the table does not depend on the executor (any
 :class:`concurrent.futures.Executor`, a Dask ``Client.get_executor()``
 included) or on the order in which chains finish; only ``solve_seconds``
@@ -39,7 +39,7 @@ from typing import Any, Callable, Mapping, Sequence
 from . import interrupt
 from .architecture import Architecture
 from .blocks import BLOCK_TYPES
-from .colgen import certificate, certified
+from .solvers.colgen import certificate, certified
 from .errors import DeepmadError, InputError, Interrupted, shown
 from .files import atomic_write_text, read_text
 from .problem import Problem
@@ -204,7 +204,7 @@ def solve_chain(problem: Problem, chain: Sequence[tuple[int, dict[str, Any]]], *
     """Solve the points of one chain in order, each from the previous design where it is feasible;
     ``on_row(row)`` as each is done. Ctrl-C stops the chain (:class:`KeyboardInterrupt`): the
     interrupted point is not a finished row."""
-    from .solve import solve
+    from .solvers import solve
 
     rows, before, last = [], None, None  # the last design, the last solution and its problem
     for index, point in chain:
@@ -442,7 +442,7 @@ def shared(problem: Problem, rows: list[dict[str, Any]], grid: list[dict[str, An
     * the least bound of the points whose budgets are all at least its own, other axes equal
       (:func:`looser`; ``bound_from`` names that point): their designs include all of its own, so
       their optima are at least its optimum; and, from such a point's column generation, its
-      Lagrangian bound moved to this point's budgets (:func:`deepmad.colgen.certified`), lower by
+      Lagrangian bound moved to this point's budgets (:func:`deepmad.solvers.colgen.certified`), lower by
       the multipliers times the budgets given up. Along a budget axis the bounds then never
       decrease, and the points of a sweep bound one another.
 
@@ -498,7 +498,7 @@ def next_change(problem: Problem, budget: str, design: Architecture, objective: 
     optimum's own cost (one unit below for integer costs). The last optimum's cost is the change
     point: below it the optimum is still worth ``objective``, at it that optimum fits. Exact
     when every solve is proven optimal (each is warm-started from ``design``)."""
-    from .solve import solve
+    from .solvers import solve
 
     field, integral = _FIELDS[budget], budget in ("flops", "params")
 

@@ -32,8 +32,6 @@ from collections import defaultdict
 from typing import Iterable
 
 import numpy as np
-from scipy.interpolate import LinearNDInterpolator
-from scipy.spatial import QhullError, cKDTree
 
 from .table import CostTable, Row, TableError
 from .units import Unit
@@ -58,6 +56,10 @@ class _Group:
     """Interpolation over the rows of one group (see the module docstring)."""
 
     def __init__(self, op: str, points: np.ndarray, ms: np.ndarray):
+        # scipy's interpolation takes half a second to import: only where a table is read
+        from scipy.interpolate import LinearNDInterpolator
+        from scipy.spatial import QhullError, cKDTree
+
         self.work = np.array(_WORK[op])
         points, inverse = np.unique(points, axis=0, return_inverse=True)
         logs = np.log(np.maximum(ms, _FLOOR_MS))

@@ -18,6 +18,15 @@ from deepmad import Architecture, Head, Stage, Stem
 
 PUBLISHED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tinynas" / "published"
 
+
+@pytest.fixture(autouse=True, scope="session")
+def _engine_cache(tmp_path_factory):
+    """The solver's engines on disk go to a folder of this test session, not the user's cache."""
+    import os
+
+    os.environ["DEEPMAD_CACHE"] = str(tmp_path_factory.mktemp("engines"))
+    yield
+
 #: The published structures, by file name. Every one is designed at 224 but ``deepmad-29M-288``.
 PUBLISHED_NAMES = (
     "R152-like.txt",

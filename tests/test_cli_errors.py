@@ -95,7 +95,7 @@ def usage(command: str, message: str) -> str:
 EXPECT_PARAMS = "expected a positive amount such as 1.8G, 11.7M, 250k or 1.82e9"
 EXPECT_RANGE = "expected LO:HI with 0 < LO <= HI (e.g. 1:16)"
 EXPECT_DURATION = "expected a positive duration such as 12ms, 12 (ms), 0.012s or 800us"
-CHOICES = "'score', 'generate', 'design', 'whatif', 'latency', 'profile', 'latency-check', 'import-table', 'tables', 'presets', 'convert'"
+CHOICES = "'score', 'generate', 'design', 'whatif', 'latency', 'profile', 'latency-check', 'import-table', 'tables', 'cache', 'presets', 'convert'"
 
 
 def case(name: str, argv: list[str], files: dict[str, str] | None, status: int, line: str):
@@ -252,7 +252,7 @@ CASES = [
          f"{E}--head: must be at most 65,536, got 1000000"),
     case("design-preset-too-big-for-milp", ["design", "--preset", "deepmad-r18", "--method", "milp"], None, 2,
          f"{E}space: has up to 1,477,612,704 stage options; the exact program handles at most 2,000,000: "
-         "use --method colgen (or auto), or narrow the channel, inner, kernel or depth ranges"),
+         "use --method large (or auto), or narrow the channel, inner, kernel or depth ranges"),
     # budgets
     d("flops-zero", ["--flops", "0"], usage("design", f"argument --flops: {EXPECT_PARAMS}, got '0'")),
     d("flops-negative", ["--flops", "-5"], usage("design", f"argument --flops: {EXPECT_PARAMS}, got '-5'")),
@@ -300,7 +300,7 @@ CASES = [
     d("gap-negative", ["--gap", "-0.1"], f"{E}--gap: must be a relative gap in [0, 1), got -0.1"),
     d("gap-nan", ["--gap", "nan"], f"{E}--gap: must be a relative gap in [0, 1), got nan"),
     d("gap-word", ["--gap", "x"], usage("design", "argument --gap: invalid float value: 'x'")),
-    d("method", ["--method", "brute"], usage("design", "argument --method: invalid choice: 'brute' (choose from 'auto', 'milp', 'colgen')")),
+    d("method", ["--method", "brute"], usage("design", "argument --method: invalid choice: 'brute' (choose from 'auto', 'milp', 'large')")),
     d("batch-zero", ["--batch", "0"], usage("design", "argument --batch: expected a positive integer, got '0'")),
     # latency budgets and tables
     d("latency-without-table", ["--latency", "12ms"], f"{E}--latency: needs --table: a cost table file or the device name of an imported table"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import json
 
 import pytest
@@ -83,7 +85,12 @@ def test_presets_lists_every_preset_with_its_budgets(capsys):
         assert flops in line
 
 
-def test_progress_shows_the_solvers_log(capsys):
+def test_progress_is_one_line_per_event_on_standard_error_and_verbose_adds_the_solvers_log(capfd):
     assert main(["design", *SMALL, "--flops", "2M", "--progress"]) == 0
-    out = capsys.readouterr().out
-    assert "HiGHS" in out and "optimal: objective" in out
+    captured = capfd.readouterr()
+    assert "optimal: objective" in captured.out and "HiGHS" not in captured.out + captured.err
+    lines = captured.err.strip().splitlines()
+    assert lines and all(re.match(r" *[0-9.]+ s  \S.* incumbent .* bound .* gap ", line) for line in lines)
+    assert main(["design", *SMALL, "--flops", "2M", "--verbose"]) == 0
+    captured = capfd.readouterr()
+    assert "HiGHS" in captured.out + captured.err

@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepmad import bruteforce
+from deepmad.solvers.checks import bruteforce
 from deepmad.accounting import layer_costs
 from deepmad.cli import main
 from deepmad.latency import LatencyModel, architecture_units
 from deepmad.presets import preset
 from deepmad.problem import Problem
 from deepmad.profiling import ladder, profile_units, random_designs
-from deepmad.solve import solve
+from deepmad.solvers import solve
 from deepmad.space import DesignSpace
 from deepmad.units import parse_duration_ms
 from hwmodels import calibrate, table as tables

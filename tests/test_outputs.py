@@ -155,7 +155,7 @@ def _interrupted_design(folder: Path, presses: int) -> tuple[int, str]:
     time.sleep(8)  # past the imports, inside the solve
     for _ in range(presses):
         proc.send_signal(signal.SIGINT)
-        time.sleep(0.5)
+        time.sleep(0.05)  # a second press while the first one still unwinds the solve
     out, err = proc.communicate(timeout=120)
     return proc.returncode, out + err
 

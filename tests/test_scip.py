@@ -17,11 +17,11 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from deepmad import Architecture, DeepmadError, Head, InputError, Scoring, Stage, Stem, bruteforce, costs, score
-from deepmad import scip
+from deepmad import Architecture, DeepmadError, Head, InputError, Scoring, Stage, Stem, costs, score
+from deepmad.solvers.checks import bruteforce, scip
 from deepmad.problem import Problem
 from deepmad.solution import Solution
-from deepmad.solve import solve as milp_solve
+from deepmad.solvers import solve as milp_solve
 from deepmad.space import DesignSpace
 
 BLOCKS = ("bottleneck", "basic", "inverted_residual", "inverted_residual_se")

@@ -1,6 +1,6 @@
-"""The exact solver (the MILP of :mod:`deepmad.program` on HiGHS) against brute force.
+"""The exact solver (the MILP of :mod:`deepmad.solvers.formulation` on HiGHS) against brute force.
 
-Brute force (:mod:`deepmad.bruteforce`) scores every design of a tiny space
+Brute force (:mod:`deepmad.solvers.checks.bruteforce`) scores every design of a tiny space
 with :meth:`Problem.check` and is optimal by construction; the MILP must find
 the same optimum, prove it, and diagnose infeasible problems the same way.
 """
@@ -11,6 +11,7 @@ import dataclasses
 import math
 import os
 
+import numpy as np
 import pyomo.environ as pyo
 import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
@@ -18,12 +19,15 @@ from hypothesis import strategies as st
 from pyomo.contrib.solver.common.factory import SolverFactory
 
 from deepmad import InputError, Scoring, costs, score
-from deepmad import bruteforce
-from deepmad.options import assemble
 from deepmad.problem import Problem
-from deepmad.program import Tables, build_program, picked
 from deepmad.solution import Solution
-from deepmad.solve import solve
+from deepmad.solvers import colgen, solve
+from deepmad.solvers.checks import bruteforce
+from deepmad.solvers.context import Context
+from deepmad.solvers.engine import Engine, assemble
+from deepmad.solvers.formulation import Formulation, Model
+from deepmad.solvers.milp import option_caps, stem_options, tables
+from deepmad.solvers.rows import Program
 from deepmad.space import DesignSpace
 
 BLOCKS = ("bottleneck", "basic", "inverted_residual", "inverted_residual_se")
@@ -353,7 +357,7 @@ def test_brute_force_is_deterministic():
 def test_solution_reports_its_certificate():
     problem = Problem(diagnosis_space(), rho=0.5)
     solution = solve(problem)
-    assert solution.method == "milp-highs"
+    assert solution.method == "milp"
     assert solution.solve_seconds >= 0
     assert solution.architecture.name == problem.name
     data = solution.to_dict()
@@ -400,29 +404,43 @@ def statement_space(block: str) -> DesignSpace:
     return DesignSpace(block=block, resolution=32, stem_channels=(8, 16), channels=(8, 16), kernels=(3, 5), **STATEMENT_CASES[block])
 
 
+def _whole(problem: Problem) -> tuple[Model, list]:
+    engine = Engine.of(problem)
+    context = Context(problem)
+    program = Program(problem, context, colgen.layer_ranges(engine, context))
+    stem, stages = stem_options(engine), tables(engine)
+    model = Model(Formulation(program, option_caps(context, stem, stages)), stem, integer=True)
+    for j, opts in enumerate(stages):
+        model.add(j, opts)
+    return model, stages
+
+
+def _design(problem: Problem, picks: dict):
+    stem_opts, s = picks[-1]
+    return assemble(problem, int(stem_opts.channels[s]),
+                    [(int(o.channels[i]), int(o.inner[i]), int(o.kernel[i]), int(o.depth[i])) for o, i in (picks[j] for j in range(len(picks) - 1))])
+
+
 @pytest.mark.parametrize("block", BLOCKS)
 def test_statement_objective_is_the_deepmad_objective(block):
+    """The program's optimum is the DeepMAD objective of the design it picks, and brute force's
+    optimum; the same program handed to Pyomo (:meth:`Model.pyomo`) and its HiGHS gives it too."""
     space = statement_space(block)
     free = Problem(space, name=f"tiny-{block}")
     ref = bruteforce.solve(free).check
     problem = dataclasses.replace(free, flops=0.8 * ref.flops, params=0.9 * ref.params, rho=1.1 * ref.rho)
-    tables = Tables.of(problem)
-    model = build_program(problem, tables)
-    assert isinstance(model, pyo.ConcreteModel)
-    result = SolverFactory("highs").solve(model, rel_gap=0.0, load_solutions=False, raise_exception_on_nonoptimal_result=False)
-    result.solution_loader.load_vars()
-    arch = assemble(problem, *picked(model, tables))
-    statement = pyo.value(model.objective)
+    model, _ = _whole(problem)
+    assert model.solve(gap=0.0) == "Optimal"
+    arch = _design(problem, model.picked())
+    statement = model.objective()
     assert rel_close(statement, score(arch, problem.scoring).objective, 1e-6)
-    check = problem.check(arch)
-    assert check.feasible
-    # The statement's optimum is the true optimum.
+    assert problem.check(arch).feasible
     brute = bruteforce.solve(problem)
     assert rel_close(statement, brute.objective, 1e-6)
-    # Its cost rows are the accounting's.
-    c = costs(arch)
-    assert sum(o.flops for o in (picked(model, tables)[0], *picked(model, tables)[1])) == c.flops_tinynas
-    assert sum(o.params for o in (picked(model, tables)[0], *picked(model, tables)[1])) == c.params
+    exported = model.pyomo()
+    assert isinstance(exported, pyo.ConcreteModel)
+    result = SolverFactory("highs").solve(exported, rel_gap=0.0, load_solutions=False, raise_exception_on_nonoptimal_result=False)
+    assert rel_close(result.incumbent_objective, brute.objective, 1e-6)
 
 
 @pytest.mark.parametrize("block", BLOCKS)
@@ -431,21 +449,20 @@ def test_options_cost_what_the_accounting_counts(block):
     space = statement_space(block)
     for convention in ("tinynas", "macs"):
         problem = Problem(space, flops_convention=convention, nondecreasing=False)
-        tables = Tables.of(problem)
-        stem = tables.stem[-1]
-        chain = []
-        c_prev = stem.channels
-        for j, options in enumerate(tables.stages):
-            opts = [o for o in options if o.c_in == c_prev]
-            o = opts[len(opts) // 2]
-            chain.append(o)
-            c_prev = o.channels
-        arch = assemble(problem, stem, chain)
-        c, s = costs(arch), score(arch)
-        assert sum(o.flops for o in (stem, *chain)) == (c.flops_tinynas if convention == "tinynas" else c.macs)
-        assert sum(o.params for o in (stem, *chain)) == c.params
-        assert sum(o.layers for o in (stem, *chain)) == s.layers
-        assert math.isclose(sum(o.entropy for o in (stem, *chain)), s.prefixes[-1].log_width_sum, rel_tol=1e-12)
+        engine = Engine.of(problem)
+        stem, stages = stem_options(engine), tables(engine)
+        s = len(stem) - 1
+        chain, c_prev = [], int(stem.channels[s])
+        for opts in stages:
+            at = np.flatnonzero(opts.c_in == c_prev)
+            chain.append((opts, int(at[len(at) // 2])))
+            c_prev = int(opts.channels[chain[-1][1]])
+        arch = assemble(problem, int(stem.channels[s]), [(int(o.channels[i]), int(o.inner[i]), int(o.kernel[i]), int(o.depth[i])) for o, i in chain])
+        c, sc = costs(arch), score(arch)
+        assert int(stem.flops[s]) + sum(int(o.flops[i]) for o, i in chain) == (c.flops_tinynas if convention == "tinynas" else c.macs)
+        assert int(stem.params[s]) + sum(int(o.params[i]) for o, i in chain) == c.params
+        assert int(stem.layers[s]) + sum(int(o.layers[i]) for o, i in chain) == sc.layers
+        assert math.isclose(float(stem.entropy[s]) + sum(float(o.entropy[i]) for o, i in chain), sc.prefixes[-1].log_width_sum, rel_tol=1e-12)
 
 
 @pytest.mark.parametrize("alpha", [(1.0, -1.0, 8.0), (-1.0, -1.0, -8.0)])
@@ -458,12 +475,48 @@ def test_negative_alpha_is_refused(alpha):
 
 def test_a_design_without_a_proven_bound_is_never_optimal():
     from deepmad.solution import Solution
-    from deepmad.solve import _status
+    from deepmad.solvers import _status
 
     assert _status(10.0, math.inf, 1e-5) == "time_limit"
     arch = DesignSpace(block="basic", resolution=32, strides=(2,), depths=((1, 1),), channels=(16, 16), stem_channels=(16, 16),
                        kernels=(3,)).skeleton()
     check = Problem(DesignSpace(block="basic", resolution=32, strides=(2,), depths=((1, 1),), channels=(16, 16),
                                 stem_channels=(16, 16), kernels=(3,))).check(arch)
-    solution = Solution("time_limit", arch, check, math.inf, 1.0, "milp-highs")
+    solution = Solution("time_limit", arch, check, math.inf, 1.0, "milp")
     assert solution.gap is None and solution.to_dict()["bound"] is None
+
+
+# ---------------------------------------------------------------------------
+# Edge cases an independent audit found
+# ---------------------------------------------------------------------------
+
+
+def test_a_rho_budget_equal_to_a_designs_rho_to_the_last_bits_is_met():
+    """rho0 equal to the optimum's rho to the last bits, another design over it by 1e-10 (relative):
+    HiGHS's tolerance lets that one through, the exact check refuses it, and the solve goes on to the
+    optimum (once the run died with "internal error: the solver's design breaks rho")."""
+    space = DesignSpace(block="bottleneck", resolution=48, strides=(2,), depths=((1, 2),), channels=(16, 40), stem_channels=(24, 24),
+                        kernels=(3,))
+    problem = Problem(space, rho=0.10628578524698974)
+    assert bruteforce.solve(problem).objective == pytest.approx(561.56, abs=0.01)
+    for method in ("milp", "large"):
+        solution = solve(problem, method=method)
+        assert solution.status == "optimal" and solution.objective == pytest.approx(561.56, abs=0.01)
+        assert problem.check(solution.architecture).feasible
+
+
+@pytest.mark.parametrize("method", ["milp", "large"])
+def test_an_infeasible_problem_is_diagnosed_exactly_and_its_json_is_strict(method, smallest):
+    """Within any time limit, each budget named is one the space cannot meet, with its exact
+    smallest value (brute force's), and the result is strict JSON (no Infinity)."""
+    import json
+
+    problem = Problem(diagnosis_space(), flops=smallest["flops"] * 0.9, params=smallest["params"] * 2, rho=smallest["rho"] * 0.5)
+    solution = solve(problem, method=method, time_limit=3)
+    brute = bruteforce.solve(problem)
+    assert solution.status == "infeasible"
+    assert [(s.name, s.limit) for s in solution.shortfalls] == [(s.name, s.limit) for s in brute.shortfalls] == [
+        ("flops", problem.flops), ("rho", problem.rho)]
+    assert solution.shortfalls[0].smallest == brute.shortfalls[0].smallest
+    assert rel_close(solution.shortfalls[1].smallest, brute.shortfalls[1].smallest, 1e-4)
+    json.dumps(solution.to_dict(), allow_nan=False)

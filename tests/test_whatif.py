@@ -16,7 +16,7 @@ from deepmad.cli import main
 from deepmad.errors import InputError
 from deepmad.pareto import Reference, front_png, html_report
 from deepmad.problem import Problem
-from deepmad.solve import solve
+from deepmad.solvers import solve
 from deepmad.space import DesignSpace
 
 SPACE = DesignSpace(block="basic", resolution=32, strides=(2, 2), depths=((1, 2), (1, 2)), stem_channels=(16, 16),
@@ -233,7 +233,7 @@ def test_a_sweep_with_its_axes_in_another_order_is_another_sweep(tmp_path):
 
 
 def test_a_point_whose_solve_fails_is_a_row_that_says_why(monkeypatch):
-    from deepmad import solve as solve_module
+    from deepmad import solvers as solve_module
     from deepmad.errors import DeepmadError
 
     real = solve_module.solve
@@ -258,15 +258,15 @@ def test_a_point_whose_solve_fails_is_a_row_that_says_why(monkeypatch):
 def test_a_chain_hands_each_solve_the_last_solution_where_only_budgets_changed(monkeypatch):
     """Along a budget axis each solve starts from the last solution (its design and multipliers);
     across block types, whose spaces differ, from the last design only where it fits."""
-    from deepmad import solve as solve_module
+    from deepmad import solvers as solve_module
     from deepmad.solution import Solution
 
     starts = []
     real = solve_module.solve
     monkeypatch.setattr(solve_module, "solve", lambda p, **kw: starts.append(kw["start"]) or real(p, **kw))
-    whatif.sweep(PROBLEM, {"flops": FLOPS[:3]}, time_limit=60, method="colgen", chain_count=1)
+    whatif.sweep(PROBLEM, {"flops": FLOPS[:3]}, time_limit=60, method="large", chain_count=1)
     assert starts[0] is None and all(isinstance(s, Solution) and s.lagrangian for s in starts[1:])
     starts.clear()
-    whatif.sweep(PROBLEM, {"block": ("basic", "bottleneck")}, time_limit=60, method="colgen", chain_count=1)
+    whatif.sweep(PROBLEM, {"block": ("basic", "bottleneck")}, time_limit=60, method="large", chain_count=1)
     assert not any(isinstance(s, Solution) for s in starts)
 

@@ -61,10 +61,10 @@ from typing import Any, Callable
 import pyscipopt
 from pyscipopt import quicksum
 
-from .architecture import Architecture, Head, Stage, Stem
-from .errors import DeepmadError, InputError
-from .problem import Problem
-from .solution import Solution
+from ...architecture import Architecture, Head, Stage, Stem
+from ...errors import DeepmadError, InputError
+from ...problem import Problem
+from ...solution import Solution
 
 IN_CHANNELS = 3
 STEM_KERNEL = 3

@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 import time
 
-from .errors import InputError
-from .problem import Problem
-from .solution import Shortfall, Solution
+from ...errors import InputError
+from ...problem import Problem
+from ...solution import Shortfall, Solution
 
 MAX_DESIGNS = 200_000
 

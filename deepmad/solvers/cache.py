@@ -1,0 +1,177 @@
+"""Engines built once: per process (the last few used), and on disk between runs.
+
+A problem's engine (:mod:`deepmad.solvers.engine`) depends only on its space,
+FLOPs convention, non-decreasing rule and latency model. In a process, the
+last :data:`KEPT` engines are held (a sweep over one space builds one). On
+disk, an engine without a latency model is kept as plain arrays (``.npz``,
+read with ``allow_pickle=False``) named by a digest of what it depends on,
+with that description and a digest of its arrays inside, both checked when it
+is read back; a file that fails either is rebuilt. The folder is
+``$DEEPMAD_CACHE`` or ``$XDG_CACHE_HOME/deepmad/engines``
+(``~/.cache/deepmad/engines``); it holds at most ``$DEEPMAD_CACHE_MB``
+megabytes (default :data:`LIMIT_MB`), the least recently used files going
+first; ``deepmad cache --clear`` empties it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from ..files import atomic_write_bytes
+from ..problem import Problem
+from .engine import Costs, Engine, StageTable, StemTable, key
+
+KEPT = 4
+"""Engines held per process."""
+
+LIMIT_MB = 2048
+"""Default size limit of the folder on disk."""
+
+FORMAT = 1
+"""The layout of the files; a file of another layout is rebuilt."""
+
+_held: OrderedDict = OrderedDict()
+
+
+def folder() -> Path:
+    if os.environ.get("DEEPMAD_CACHE"):
+        return Path(os.environ["DEEPMAD_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "deepmad" / "engines"
+
+
+def limit_bytes() -> int:
+    try:
+        return int(float(os.environ.get("DEEPMAD_CACHE_MB", LIMIT_MB)) * (1 << 20))
+    except ValueError:
+        return LIMIT_MB << 20
+
+
+def engine_of(problem: Problem) -> Engine:
+    """The engine of ``problem``'s options: held, read from disk, or built (and then kept)."""
+    k = key(problem)
+    if k in _held:
+        _held.move_to_end(k)
+        return _held[k]
+    engine = _read(problem) if problem.latency_model is None else None
+    if engine is None:
+        engine = Engine.of(problem)
+        if problem.latency_model is None:
+            _write(problem, engine)
+    _held[k] = engine
+    while len(_held) > KEPT:
+        _held.popitem(last=False)
+    return engine
+
+
+def describe(problem: Problem) -> str:
+    """What an engine depends on, as text (its file's name is this text's digest)."""
+    return repr((FORMAT, dataclasses.astuple(problem.space), problem.flops_convention, problem.nondecreasing))
+
+
+def _path(problem: Problem) -> Path:
+    return folder() / (hashlib.sha256(describe(problem).encode()).hexdigest()[:32] + ".npz")
+
+
+def _arrays(engine: Engine) -> dict[str, np.ndarray]:
+    out = {f"stem.{f.name}": np.asarray(getattr(engine.stem, f.name)) for f in dataclasses.fields(StemTable)}
+    for j, t in enumerate(engine.stages):
+        for f in dataclasses.fields(StageTable):
+            value = getattr(t, f.name)
+            if isinstance(value, Costs):
+                for g in dataclasses.fields(Costs):
+                    out[f"{j}.{f.name}.{g.name}"] = getattr(value, g.name)
+            elif f.name != "latency":
+                out[f"{j}.{f.name}"] = np.asarray(value)
+    return out
+
+
+def _digest(arrays: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(arrays[name]).tobytes())
+    return h.hexdigest()
+
+
+def _write(problem: Problem, engine: Engine) -> None:
+    arrays = _arrays(engine)
+    buffer = io.BytesIO()
+    np.savez(buffer, __key__=np.array(describe(problem)), __sum__=np.array(_digest(arrays)), **arrays)
+    data = buffer.getvalue()
+    if len(data) > limit_bytes():
+        return
+    try:
+        path = _path(problem)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, data, force=True)
+        _trim(path.parent)
+    except (OSError, ValueError):  # a cache that cannot be written is no cache: build each time
+        pass
+
+
+def _trim(where: Path) -> None:
+    files = sorted(where.glob("*.npz"), key=lambda p: p.stat().st_mtime)
+    total = sum(p.stat().st_size for p in files)
+    while files and total > limit_bytes():
+        old = files.pop(0)
+        total -= old.stat().st_size
+        old.unlink(missing_ok=True)
+
+
+def _read(problem: Problem) -> Engine | None:
+    path = _path(problem)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except (OSError, ValueError, KeyError):
+        return None
+    if str(arrays.pop("__key__", "")) != describe(problem) or str(arrays.pop("__sum__", "")) != _digest(arrays):
+        return None
+    try:
+        os.utime(path)  # recently used
+        stem = StemTable(**{f.name: arrays[f"stem.{f.name}"] for f in dataclasses.fields(StemTable)})
+        stem = dataclasses.replace(stem, layers=int(stem.layers))
+        stages = []
+        for j in range(len(problem.space.strides)):
+            fields = {}
+            for f in dataclasses.fields(StageTable):
+                if f.name == "latency":
+                    fields[f.name] = None
+                elif f"{j}.{f.name}" in arrays:
+                    fields[f.name] = arrays[f"{j}.{f.name}"]
+                else:
+                    fields[f.name] = Costs(*(arrays[f"{j}.{f.name}.{g.name}"] for g in dataclasses.fields(Costs)))
+            for name in ("index", "first_layers", "rest_layers", "head_layers"):
+                fields[name] = int(fields[name])
+            fields["log_a"] = float(fields["log_a"])
+            fields["kernels"] = tuple(int(k) for k in fields["kernels"])
+            stages.append(StageTable(**fields))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return Engine(stem, tuple(stages), key(problem))
+
+
+def clear() -> tuple[int, int]:
+    """Empty the folder on disk; how many files and bytes it held."""
+    files = list(folder().glob("*.npz")) if folder().is_dir() else []
+    size = sum(p.stat().st_size for p in files)
+    for p in files:
+        p.unlink(missing_ok=True)
+    return len(files), size
+
+
+def usage() -> tuple[int, int]:
+    """How many files and bytes the folder on disk holds."""
+    files = list(folder().glob("*.npz")) if folder().is_dir() else []
+    return len(files), sum(p.stat().st_size for p in files)
+
+
+__all__ = ["clear", "engine_of", "folder", "usage"]

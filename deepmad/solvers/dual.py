@@ -1,0 +1,233 @@
+"""The Lagrangian bound with the entropy products kept exact: a dynamic program over (width, future weight).
+
+The LP of :mod:`deepmad.solvers.formulation` writes each ``ln(c_i r_i^2) S_i``
+with a big-M link, and column generation's bound inherits that weakness.
+Here only the program's rows are relaxed (:class:`deepmad.solvers.rows.Prices`:
+budgets, rho tangents, spread, depth moments); what is left is a longest path
+over the stages in which each stage's entropy is multiplied by the widths of
+the prefixes still to come. A stage's *future weight* ``V_j = sum over the
+prefixes i that contain stage j of (alpha_i ln(c_i r_i^2) + price of S_i)`` is
+fixed by the widths after it, so a forward pass carries, per width ``c`` that
+stage ``j`` ends at, the best value of the stages so far as a function
+``F_j(c, U)`` of the weight ``U`` still to come: a maximum of functions affine
+in ``U``, hence convex. It is held on a grid of ``U`` and read between grid
+points by linear interpolation, which for a convex function never lies below
+it: the value at the end is an upper bound on every design of the space at
+these multipliers (weak duality), however coarse the grid.
+
+:func:`dual` minimises that bound over the multipliers with a cutting-plane
+method in a trust region. Each pass also traces a design (the longest path
+on the grid), whose widths are worth an exact look
+(:mod:`deepmad.solvers.fixed`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linprog
+
+from .. import interrupt
+from ..architecture import Architecture
+from .context import Context
+from .engine import Engine
+from .pricing import StagePrices, price, stage_options
+from .rows import Program, Row
+
+
+@dataclass(frozen=True)
+class Relaxed:
+    """One pass: ``bound`` bounds the objective of every design of the space; ``stem`` and ``stages``
+    (engine indices ``(m, ai, p, k, d)``) a design that attains it up to the grid, which as a rule
+    breaks a budget or rho0; ``moments`` the depth moments best at these multipliers."""
+
+    bound: float
+    stem: int
+    stages: list[tuple[int, int, int, int, int]]
+    moments: tuple[int, int]
+
+    def widths(self, engine: Engine) -> tuple[int, ...]:
+        return (int(engine.stem.widths[self.stem]), *(int(t.widths[m]) for t, (m, *_) in zip(engine.stages, self.stages)))
+
+    def design(self, engine: Engine, problem) -> Architecture:
+        return engine.design(problem, self.stem, self.stages)
+
+
+def relax(engine: Engine, program: Program, rows: list[Row], y: dict[tuple, float], *, points: int) -> Relaxed:
+    """The Lagrangian bound at multipliers ``y`` (by row key) and its design (module docstring)."""
+    ctx: Context = program.context
+    prices = program.prices(y, rows)
+    moment, moments = prices.moment_value()
+    constant = prices.constant + moment
+    s_price = prices.entropy_by_prefix()
+    M = ctx.nstages
+
+    def shift(j: int, widths) -> np.ndarray:
+        """What the prefixes that end at stage ``j`` (width ``widths``) add to the weight of the stages before."""
+        out = np.zeros(len(widths))
+        for i in ctx.ending(j):
+            out = out + ctx.end_weight(i, widths) + s_price[i]
+        return out
+
+    stem = engine.stem
+    shifts = {-1: shift(-1, stem.widths)}
+    for j, t in enumerate(engine.stages):
+        shifts[j] = shift(j, t.widths)
+    span, grid = (0.0, 0.0), {}
+    for j in range(M - 1, -2, -1):
+        span = (span[0] + float(np.min(shifts[j])), span[1] + float(np.max(shifts[j])))
+        grid[j] = np.linspace(*span, points) if span[1] > span[0] else np.array([span[0]])
+
+    e0, f0, q0, t0, n0, _, _ = prices.stage(-1)
+    value = ((grid[0][None, :] + shifts[-1][:, None]) * stem.entropy[:, None]
+             + (f0 * stem.flops + q0 * stem.params + t0 * stem.latency + n0)[:, None])
+    widths = stem.widths
+    traces = []
+    for j, t in enumerate(engine.stages):
+        V = grid[j]
+        _, f, q, lat, n, dp, dq = prices.stage(j)
+        Z = np.full((len(t.inputs), len(V)), -math.inf)
+        idx = np.searchsorted(t.inputs, widths)
+        ok = (idx < len(t.inputs)) & (t.inputs[np.minimum(idx, len(t.inputs) - 1)] == widths)
+        Z[idx[ok]] = value[ok]
+        pr = price(t, StagePrices(V, f, q, lat, n, dp, dq), Z)
+        best = pr.best + pr.head
+        traces.append(pr)
+        after = grid[j + 1] if j + 1 < M else np.zeros(1)
+        if len(V) > 1:
+            value = np.stack([np.interp(after + s, V, b) for s, b in zip(shifts[j], best)])
+        else:
+            value = best.copy()
+        widths = t.widths
+    m = int(np.argmax(value[:, 0]))
+    bound = float(value[m, 0]) + constant
+    stages, U = [], 0.0
+    for j in range(M - 1, -1, -1):  # trace back, at the grid point nearest the weight
+        pr = traces[j]
+        t = pr.table
+        Vj = U + float(shifts[j][m])
+        g = int(np.abs(grid[j] - Vj).argmin())
+        ai = int(pr.at[m, g])
+        e = int(pr.edge_start[m] + ai - t.a_lo[m])
+        stages.append((m, ai, *pr.choice(e, g)))
+        U = Vj
+        if j > 0:
+            m = int(np.searchsorted(engine.stages[j - 1].widths, t.inputs[ai]))
+    stages.reverse()
+    return Relaxed(bound, stages[0][1], stages, moments)
+
+
+@dataclass
+class Dual:
+    """What :func:`dual` leaves: the best bound found, its multipliers, the designs the passes traced
+    (best bound first), and how many passes it took."""
+
+    bound: float
+    multipliers: dict[tuple, float]
+    designs: list[Relaxed]
+    passes: int
+
+
+def quantities(engine: Engine, program: Program, r: Relaxed) -> dict[tuple, float]:
+    """The quantities of a traced design, with the depth moments it was traced with."""
+    ctx = program.context
+    stem = engine.stem
+    out: dict[tuple, float] = {}
+
+    def add(q: tuple, v: float) -> None:
+        out[q] = out.get(q, 0.0) + v
+
+    picks = [(-1, stem.entropy[r.stem], stem.flops[r.stem], stem.params[r.stem], stem.latency[r.stem], 1, 1)]
+    for j, (m, ai, p, k, d) in enumerate(r.stages):
+        o = stage_options(engine, j, [m], [ai], [p], [k], [d])
+        picks.append((j, o.entropy[0], o.flops[0], o.params[0], o.latency[0], o.layers[0], d))
+    for j, e, f, q, lat, n, d in picks:
+        for key, v in program.quantities(j, float(e), float(f), float(q), float(lat), int(n), int(d)).items():
+            add(key, v)
+    out[("u",)], out[("v",)] = float(r.moments[0]), float(r.moments[1])
+    return out
+
+
+def objective_part(engine: Engine, program: Program, r: Relaxed, q: dict[tuple, float]) -> float:
+    """The traced design's weighted entropy, less the penalty of its moments."""
+    ctx = program.context
+    widths = r.widths(engine)
+    value = sum(ctx.end_weight(i, widths[last + 1]) * q[("S", i)] for i, last in enumerate(ctx.last))
+    if ctx.covered:
+        value -= next(p for u, v, p in program.moments if (u, v) == r.moments)
+    else:
+        value -= program.problem.scoring.beta
+    return float(value)
+
+
+def dual(engine: Engine, program: Program, start: dict[tuple, float], *, passes: int, points: int, patience: int,
+         tolerance: float, beat: float = math.inf, deadline: float = math.inf) -> Dual:
+    """Minimise :func:`relax`'s bound over the multipliers, from ``start``, for at most ``passes``
+    passes, or until the cutting-plane model promises less than ``tolerance`` (relative) more, or
+    after ``patience`` passes with no bound below ``beat`` (another method's bound).
+
+    Each pass's design gives a cut: its Lagrangian value is affine in the multipliers and never
+    above the bound. The next multipliers minimise the largest cut within a box around the best
+    multipliers so far, which grows after a pass that lowers the bound and shrinks after one that
+    does not (a trust region). Budget multipliers are scaled by their limits, so that the cuts'
+    slopes are shares of a budget. A tangent of the effectiveness bound joins at the depth of each
+    prefix of each traced design. Stops early at ``deadline`` (``time.perf_counter``)."""
+    problem = program.problem
+    rows = {row.key: row for row in program.budgets()}
+    if program.context.covered:
+        for row in program.rows():
+            if row.key[0] in ("depth_sum", "depth_squares", "spread"):
+                rows[row.key] = row
+    for key in start:
+        if key[0] == "rho" and problem.rho is not None:
+            rows[key] = program.tangent(key[1], key[2])
+    keys = list(rows)
+    free = {k for k, row in rows.items() if row.equality}
+    scale = {k: (abs(row.rhs) if row.key[0] in ("flops", "params", "layers", "latency") and row.rhs else 1.0) for k, row in rows.items()}
+
+    def multipliers(x: np.ndarray) -> dict[tuple, float]:
+        return {k: v / scale[k] for k, v in zip(keys, x) if v != 0.0}
+
+    x = np.array([start.get(k, 0.0) * scale[k] for k in keys])
+    delta = np.maximum(0.5 * np.abs(x), 1.0)
+    center, best, best_y = x, math.inf, multipliers(x)
+    cuts: list[tuple[float, dict, dict]] = []  # per traced design: objective part, quantities, slacks by row
+    designs: list[Relaxed] = []
+    done = 0
+    while done < passes and not interrupt.past(deadline):
+        y = multipliers(x)
+        r = relax(engine, program, list(rows.values()), y, points=points)
+        done += 1
+        designs.append(r)
+        q = quantities(engine, program, r)
+        for i, n in enumerate([int(round(q[("D", i)])) for i in range(len(program.context.last))]):
+            if problem.rho is not None and ("rho", i, n) not in rows:
+                rows[("rho", i, n)] = program.tangent(i, n)
+                scale[("rho", i, n)] = 1.0
+                keys.append(("rho", i, n))
+                center, delta, x = np.append(center, 0.0), np.append(delta, 1.0), np.append(x, 0.0)
+        cuts.append((objective_part(engine, program, r, q), q, {}))
+        if r.bound < best:
+            if best < math.inf:
+                delta = delta * 1.5
+            center, best, best_y = x, r.bound, y
+        else:
+            delta = delta * 0.5
+        if done >= patience and best >= beat:
+            break
+        K = len(keys)
+        for _, q, slack in cuts:  # each cut's slopes: its design's slack in every row so far
+            missing = [rows[k] for k in keys if k not in slack]
+            if missing:
+                slack.update(program.slacks(q, missing))
+        A = np.array([[slack[k] / scale[k] for k in keys] + [-1.0] for _, _, slack in cuts])
+        b = np.array([-cut[0] for cut in cuts])
+        box = [(center[i] - delta[i] if keys[i] in free else max(0.0, center[i] - delta[i]), center[i] + delta[i]) for i in range(K)]
+        lp = linprog(np.append(np.zeros(K), 1.0), A_ub=A, b_ub=b, bounds=box + [(None, None)], method="highs")
+        if lp.status != 0 or best - lp.fun <= tolerance * abs(best):
+            break
+        x = lp.x[:K]
+    designs.sort(key=lambda r: r.bound)
+    return Dual(best, best_y, designs, done)

@@ -1,0 +1,323 @@
+"""The large-space method, as a declared pipeline of steps.
+
+A solve's state (:class:`State`) holds the incumbent (the best design found,
+re-scored by :meth:`deepmad.problem.Problem.check`), the best proven bound,
+the dual multipliers found so far and the width chains worth an exact look.
+The steps run in the order of :data:`STEPS`; each is given a share of the
+solve's work (:class:`deepmad.solvers.settings.Settings`), in reference
+seconds, plus what the steps before it left unused, and turns it into a
+count of what it does (moves, passes, knapsacks, rounds). No step reads the
+clock to decide what to do; the time limit only stops a solve that a loaded
+machine made late.
+
+1. ``search``: the local search (:mod:`deepmad.solvers.search`) from the
+   start design (a warm start, or a wide shallow one): a first incumbent.
+2. ``own widths``: the incumbent's widths solved exactly
+   (:mod:`deepmad.solvers.fixed`): the best inner widths, kernels and depths
+   there.
+3. ``dual``: the Lagrangian dual with exact entropy products
+   (:mod:`deepmad.solvers.dual`): a bound, and the width chains of the
+   designs its passes trace.
+4. ``widths``: a best-first search over width chains (the dual's, and the
+   neighbours of the incumbent's), each ranked by a Lagrangian bound at the
+   dual's multipliers and solved exactly best bound first.
+5. ``column generation``: the LP bound of the whole space, and where it is
+   tight enough, reduced-cost fixing and the exact MILP over the options
+   that survive (:mod:`deepmad.solvers.colgen`): this proves optima.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .. import interrupt
+from ..architecture import Architecture
+from ..problem import Check, Problem
+from . import colgen, dual as dual_module
+from .context import Context
+from .engine import Engine
+from .fixed import FixedWidths, Widths
+from .formulation import Formulation
+from .milp import pareto, solve_options, stem_options
+from .progress import Progress
+from .rows import Program
+from .search import Search
+from .settings import Settings
+
+
+@dataclass
+class State:
+    """What a solve knows so far (see the module docstring)."""
+
+    problem: Problem
+    engine: Engine
+    context: Context
+    program: Program
+    settings: Settings
+    progress: Progress
+    deadline: float
+    gap: float
+    start: Architecture | None = None
+    warm: colgen.Lagrangian | None = None
+    design: Architecture | None = None
+    check: Check | None = None
+    bound: float = math.inf
+    multipliers: dict = field(default_factory=dict)
+    chains: list[tuple[int, ...]] = field(default_factory=list)
+    solved_chains: set = field(default_factory=set)
+    lagrangian: colgen.Lagrangian | None = None
+    fixed: FixedWidths | None = None
+    work: dict = field(default_factory=dict)
+
+    @property
+    def objective(self) -> float:
+        return self.check.objective if self.check is not None else -math.inf
+
+    def offer(self, arch: Architecture | None, step: str) -> bool:
+        """Keep ``arch`` where it meets every constraint and beats the incumbent."""
+        if arch is None:
+            return False
+        check = self.problem.check(arch)
+        if not check.feasible or check.objective <= self.objective:
+            return False
+        self.design, self.check = arch, check
+        self.progress.event(step, check.objective, self.bound, "a better design")
+        return True
+
+    def tighten(self, bound: float, step: str) -> None:
+        if bound < self.bound:
+            self.bound = bound
+            self.progress.event(step, self.check.objective if self.check else None, bound, "a better bound")
+
+    def closed(self) -> bool:
+        """Whether the incumbent is proven within the gap asked for."""
+        return self.check is not None and math.isfinite(self.bound) and self.bound - self.objective <= self.gap * abs(self.bound) + 1e-9
+
+    def stopped(self) -> bool:
+        return interrupt.requested() or time.perf_counter() > self.deadline
+
+
+# -- the steps ------------------------------------------------------------------
+
+
+def _lines(state: State) -> int:
+    """The lines of a pricing pass over the space (a line: one inner width and kernel of one output
+    width of a stage)."""
+    return sum(t.pairs * len(t.kernels) for t in state.engine.stages)
+
+
+def _pass_cost(state: State, points: int = 1) -> float:
+    s = state.settings
+    return s.cost_line * _lines(state) * points + s.cost_pass
+
+
+def _fixed(state: State) -> FixedWidths:
+    """The solve's exact solver at fixed widths (one, so that its multipliers carry from chain to chain)."""
+    if state.fixed is None:
+        s = state.settings
+        state.fixed = FixedWidths(state.engine, state.context, state.program, max_vectors=s.depth_vectors,
+                                  costs=(s.cost_vector, s.cost_knapsack, s.cost_packed))
+    return state.fixed
+
+
+def search(state: State, work: float) -> float:
+    """The local search: stage and pair moves, then kicks (see :mod:`deepmad.solvers.search`)."""
+    s = Search(state.engine, state.context, cost=state.settings.cost_scored)
+    x = s.locate(state.start) if state.start is not None else None
+    best = s.climb(x if x is not None else s.start(), work=work)
+    state.offer(s.architecture(best), "search")
+    rng = np.random.default_rng(state.settings.search_seed)
+    for _ in range(state.settings.search_kicks):
+        if s.spent >= work or state.stopped():
+            break
+        y = s.climb(s.kick(best, rng), work=work - s.spent)
+        if _better(s.value(y), s.value(best)):
+            best = y
+            state.offer(s.architecture(y), "search")
+    return s.spent
+
+
+def _better(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """Whether ``(violation, objective)`` ``a`` beats ``b``."""
+    return (a[0], -a[1]) < (b[0], -b[1])
+
+
+def own_widths(state: State, work: float) -> float:
+    """The incumbent's widths solved exactly."""
+    if state.design is None:
+        return 0.0
+    fw = _fixed(state)
+    before = fw.spent
+    _solve_chain(state, _chain(state.design), work, start=tuple(s.depth for s in state.design.stages), step="own widths")
+    return fw.spent - before
+
+
+def _chain(arch: Architecture) -> tuple[int, ...]:
+    return (arch.stem.channels, *(s.channels for s in arch.stages))
+
+
+def _solve_chain(state: State, chain: tuple[int, ...], work: float, *, start=None, step: str, solves: int = 10**9) -> None:
+    w = Widths.of(state.engine, chain)
+    if w is None or chain in state.solved_chains:
+        return
+    fw = _fixed(state)
+    found = fw.solve(w, floor=state.objective, solves=solves, start=start, multipliers=fw.multipliers or state.multipliers,
+                     deadline=state.deadline, work=work)
+    if found.proven:
+        state.solved_chains.add(chain)
+    state.offer(found.design, step)
+
+
+def lagrangian_dual(state: State, work: float) -> float:
+    """The dual with exact entropy products: its bound, its multipliers, and its designs' widths."""
+    s = state.settings
+    per_pass = _pass_cost(state, s.dual_points)
+    passes = max(1, int(work / per_pass))
+    start = state.multipliers or (state.fixed.multipliers if state.fixed is not None else {})
+    found = dual_module.dual(state.engine, state.program, start, passes=passes, points=s.dual_points,
+                             patience=s.dual_patience, tolerance=s.dual_tolerance, deadline=state.deadline)
+    state.tighten(found.bound, "dual")
+    state.multipliers = found.multipliers
+    for r in found.designs:
+        chain = r.widths(state.engine)
+        if chain not in state.chains:
+            state.chains.append(chain)
+    return found.passes * per_pass
+
+
+def widths(state: State, work: float) -> float:
+    """Best first over width chains: the chains of the dual's designs and the neighbours of the
+    incumbent's, each ranked by a bound at the dual's multipliers (over all its depth vectors), and
+    solved exactly best bound first, each with at most :attr:`Settings.chain_solves` knapsacks; a
+    chain that gives a better design adds its neighbours. Until the work is spent or no chain's
+    bound beats the incumbent."""
+    if state.design is None:
+        return 0.0
+    fw = _fixed(state)
+    before = fw.spent
+    heap: list[tuple[float, tuple[int, ...]]] = []
+    seen: set = set()
+
+    def spent() -> float:
+        return fw.spent - before
+
+    def push(chain: tuple[int, ...]) -> None:
+        if chain in seen or chain in state.solved_chains:
+            return
+        seen.add(chain)
+        w = Widths.of(state.engine, chain)
+        if w is None:
+            return
+        bound = fw.bound(w, state.multipliers)
+        if bound > state.objective:
+            heapq.heappush(heap, (-bound, chain))
+
+    for chain in state.chains + _neighbours(state, _chain(state.design)):
+        if spent() >= work or state.stopped():
+            break
+        push(chain)
+    while heap and spent() < work and not state.stopped():
+        bound, chain = heapq.heappop(heap)
+        if -bound <= state.objective:
+            break
+        before_design = state.objective
+        _solve_chain(state, chain, work - spent(), step="widths", solves=state.settings.chain_solves)
+        if state.objective > before_design:
+            for near in _neighbours(state, chain):
+                if spent() >= work or state.stopped():
+                    break
+                push(near)
+    return spent()
+
+
+def _neighbours(state: State, chain: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """The chains one or two grid steps away in one width (the stem's or a stage's), or one step in
+    two neighbouring stages' widths together (which keeps equal widths equal)."""
+    space = state.problem.space
+    grids = [space.stem_grid()] + [space.channel_grid()] * (len(chain) - 1)
+    at = [grid.index(c) for grid, c in zip(grids, chain)]
+    out = []
+    moves = [((p,), step) for p in range(len(chain)) for step in (1, -1, 2, -2, 4, -4, 8, -8)]
+    moves += [((p, p + 1), step) for p in range(1, len(chain) - 1) for step in (1, -1, 2, -2)]
+    for places, step in moves:
+        if all(0 <= at[p] + step < len(grids[p]) for p in places):
+            near = list(chain)
+            for p in places:
+                near[p] = grids[p][at[p] + step]
+            out.append(tuple(near))
+    return out
+
+
+def column_generation(state: State, work: float) -> float:
+    """Column generation's bound and duals (the dual's start), and where it leaves few enough options
+    that can beat the incumbent, the exact MILP over them: a proof."""
+    s = state.settings
+    per_pass = _pass_cost(state)
+    passes = max(3, int(0.2 * work / per_pass))
+    caps = colgen.caps(state.engine, state.context, state.program, passes=passes,
+                       hint=state.warm.caps if state.warm is not None else None, deadline=state.deadline)
+    spent = min(passes, 60) * per_pass
+    result = colgen.generate(state.engine, state.context, state.program, caps, s, work=work - spent, tolerance=state.gap,
+                             floor=state.objective, start=state.design, warm=state.warm, deadline=state.deadline)
+    spent += result.work
+    state.lagrangian = result.lagrangian
+    state.multipliers = {k: v for k, v in result.duals.items() if k[0] in ("flops", "params", "latency", "layers", "rho", "spread",
+                                                                               "depth_sum", "depth_squares")}
+    state.offer(result.design, "column generation")
+    state.tighten(result.bound, "column generation")
+    if state.closed() or state.design is None or state.stopped():
+        return spent
+    kept = colgen.survivors(state.engine, result, state.objective, limit=s.survivors)
+    if kept is None:
+        return spent
+    formulation = Formulation(state.program, caps)
+    solved = solve_options(state.problem, formulation, stem_options(state.engine), [pareto(k) for k in kept],
+                           seconds=max(0.1, state.deadline - time.perf_counter()), gap=state.gap, start=state.design)
+    state.offer(solved.design, "fixing")
+    if solved.status in ("Optimal", "Infeasible"):  # designs outside the options kept are worth less than the incumbent
+        state.tighten(max(solved.bound, state.objective) if math.isfinite(solved.bound) else state.objective, "fixing")
+    return spent
+
+
+@dataclass(frozen=True)
+class Step:
+    """A step of the pipeline: its name, the share of the work it is given, and what it does
+    (``run(state, work) -> work spent``, in reference seconds)."""
+
+    name: str
+    share: Callable[[Settings], float]
+    run: Callable[[State, float], float]
+
+
+STEPS: tuple[Step, ...] = (
+    Step("search", lambda s: s.search_share, search),
+    Step("own widths", lambda s: s.own_share, own_widths),
+    Step("column generation", lambda s: s.colgen_share, column_generation),
+    Step("dual", lambda s: s.dual_share, lagrangian_dual),
+    Step("widths", lambda s: s.widths_share, widths),
+)
+"""The large-space method's steps, in order (see the module docstring)."""
+
+
+def run(state: State, work: float) -> State:
+    """Run :data:`STEPS` on ``state`` with ``work`` reference seconds in all; what a step leaves
+    unused goes to the next one. Stops early once the incumbent is proven within the gap."""
+    left = 0.0
+    for step in STEPS:
+        if state.closed() or state.stopped():
+            break
+        budget = step.share(state.settings) * work + left
+        if budget <= 0.0:
+            continue
+        spent = step.run(state, budget)
+        state.work[step.name] = spent
+        left = max(0.0, budget - spent)
+        state.progress.event(step.name, state.check.objective if state.check else None, state.bound,
+                             f"step done ({spent:.1f} s of work)")
+    return state

@@ -1,0 +1,127 @@
+"""Every tunable of the solvers, in one frozen object passed to :func:`deepmad.solvers.solve`.
+
+Work is budgeted, not timed: each step of the large-space method is given a
+share of the solve's *work*, counted in reference seconds (the time its
+operations take on the reference machine: 2 cores, one busy, numba kernels
+compiled), estimated from operation counts (passes over the space, option
+evaluations, MILPs of a given size) and never read off a clock. The same
+problem, settings and start give the same design on an idle and on a loaded
+machine; the time limit stays a hard stop (a loaded machine that runs more
+than about ``1 / plan_share`` times slower than the reference may reach it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+from ..errors import InputError
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Tunables of the large-space method (``method="large"``); the defaults are what the
+    benchmarks were measured with (``benchmarks/solver.py``)."""
+
+    plan_share: float = 0.6
+    """Share of the time limit the planned work may take on the reference machine: the rest is the
+    margin a loaded machine needs to finish the same work (a 1.5x slower machine still does)."""
+
+    search_share: float = 0.1
+    """Share of the work for the local search that finds the first design."""
+
+    own_share: float = 0.1
+    """Share of the work for the exact solve at the first design's widths."""
+
+    dual_share: float = 0.1
+    """Share of the work for the Lagrangian dual with exact entropy products (its bound, and the
+    widths of its designs)."""
+
+    widths_share: float = 0.5
+    """Share of the work for the climb over width chains (each neighbour at the incumbent's depths,
+    each better chain's depths solved exactly)."""
+
+    colgen_share: float = 0.2
+    """Share of the work for column generation (the LP bound and reduced-cost fixing, which prove
+    optima on spaces whose LP is tight)."""
+
+    search_kicks: int = 8
+    """Random restarts of the local search (one or two stages redrawn, then a climb)."""
+
+    search_seed: int = 0
+    """Seed of the local search's kicks."""
+
+    dual_points: int = 8
+    """Grid points of the future entropy weight per stage in a Lagrangian pass (a valid bound on
+    any grid; finer grids are tighter and slower)."""
+
+    dual_patience: int = 12
+    """Passes without a better bound after which the dual stops."""
+
+    dual_tolerance: float = 5e-4
+    """The dual stops once its cutting-plane model promises less than this (relative)."""
+
+    chain_solves: int = 12
+    """Most knapsacks (exact solves at fixed widths and depths) per width chain the widths step
+    tries (deepmad-r18: the dual's best chain, 36,908 after 12; proven after about 30)."""
+
+    depth_vectors: int = 2_000_000
+    """Most depth vectors an exact solve at fixed widths enumerates; beyond, a window around the
+    design's depths is enumerated (the solve is then not exact over depths)."""
+
+    colgen_per_round: int = 400
+    """Most options per stage that join the master LP in one round."""
+
+    colgen_settled: float = 0.02
+    """Column generation stops once the LP is known within this share of the gap."""
+
+    colgen_smoothing: float = 0.7
+    """Wentges smoothing: price at this mix of the best-bound duals and the master's duals."""
+
+    survivors: int = 30_000
+    """Most options left by reduced-cost fixing that the exact MILP over them is handed."""
+
+    whole_options: int = 30_000
+    """``method="auto"`` states the whole program for spaces of at most this many stage options."""
+
+    milp_options: int = 2_000_000
+    """Largest space (in stage options) the whole-program MILP is stated for."""
+
+    cost_scored: float = 3.1e-7
+    """Reference seconds per option a search move scores (fitted on five presets' climbs)."""
+
+    cost_vector: float = 2.2e-8
+    """Reference seconds per depth vector an exact solve at fixed widths bounds."""
+
+    cost_knapsack: float = 0.018
+    """Reference seconds per knapsack (an exact solve at fixed widths and depths), beside its options."""
+
+    cost_packed: float = 1.8e-5
+    """Reference seconds per option of such a knapsack."""
+
+    cost_line: float = 1.5e-8
+    """Reference seconds per line and entropy setting of a pricing pass (a line: one inner width and
+    kernel of one output width of a stage)."""
+
+    cost_pass: float = 0.01
+    """Reference seconds of a pricing pass beside its lines."""
+
+    cost_column: float = 2.4e-5
+    """Reference seconds per option the master LP holds, per round of column generation."""
+
+    cost_round: float = 0.06
+    """Reference seconds of a round of column generation beside its LP's options and its pricing."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise InputError(f"settings.{f.name}", f"must be a finite number, got {value!r}")
+            if f.name.endswith("_share") and not 0 <= value <= 1:
+                raise InputError(f"settings.{f.name}", f"must be a share in [0, 1], got {value!r}")
+            if f.type == "int" and (not isinstance(value, int) or value < 0):
+                raise InputError(f"settings.{f.name}", f"must be an integer >= 0, got {value!r}")
+        if self.dual_points < 1:
+            raise InputError("settings.dual_points", f"must be at least 1, got {self.dual_points}")
+        if self.plan_share <= 0:
+            raise InputError("settings.plan_share", f"must be positive, got {self.plan_share}")

@@ -1,0 +1,177 @@
+"""The Lagrangian bound with exact entropy products, and the exact solves at fixed widths, against brute force."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from deepmad.entropy import score
+from deepmad.problem import Problem
+from deepmad.solvers import colgen, dual
+from deepmad.solvers.context import Context
+from deepmad.solvers.engine import Engine
+from deepmad.solvers.fixed import FixedWidths, Widths
+from deepmad.solvers.rows import FLOPS_UNIT, Program, budget_limits, rho_cut, rho_slope
+
+from test_colgen import _with_latency
+from test_engine import _space
+
+_TINY = dict(stem_channels=(16, 16), channels=(16, 32), kernels=(3,), depths=((1, 2), (1, 2), (1, 2)))
+PROBLEMS = [  # a few thousand designs each, for brute force
+    Problem(_space("bottleneck", **_TINY), flops=1.2e7, params=4e4, rho=0.3),
+    Problem(_space("inverted_residual_se", inner_ratio=(2.0, 3.0), **{**_TINY, "depths": ((1, 2), (1, 1), (1, 2))}),
+            flops=5.3e6, params=2.9e4, rho=0.5, nondecreasing=False),
+    _with_latency(Problem(_space("basic", **_TINY), flops=1.2e7, params=4e4, rho=0.3, max_layers=12), 0.85),
+]
+
+
+def _parts(problem: Problem):
+    engine = Engine.of(problem)
+    context = Context(problem)
+    return engine, context, Program(problem, context, colgen.layer_ranges(engine, context))
+
+
+def _widths(arch) -> tuple[int, ...]:
+    return (arch.stem.channels, *(s.channels for s in arch.stages))
+
+
+@functools.cache
+def _table(which: int) -> dict:
+    """Per design of ``PROBLEMS[which]``, what its Lagrangian value depends on, from the accounting and
+    the scoring: weighted entropy, costs, ``S_i`` and ``D_i`` per prefix, depth moments."""
+    problem = PROBLEMS[which]
+    context = Context(problem)
+    rows = []
+    for arch in problem.space.designs():
+        if problem.nondecreasing and any(a.channels > b.channels for a, b in zip(arch.stages, arch.stages[1:])):
+            continue
+        s = score(arch, problem.scoring)
+        check = problem.check(arch)
+        depths = [arch.stages[j].depth for j in context.covered]
+        latency = (check.latency_ms - problem.latency_model.calibration.fixed_ms) if problem.latency_model else 0.0
+        rows.append((arch, s.entropy, check.flops / FLOPS_UNIT, check.params, latency, s.layers, [p.log_width_sum for p in s.prefixes],
+                     [p.layers for p in s.prefixes], sum(depths), sum(d * d for d in depths), check.feasible, check.objective))
+    arch, entropy, flops, params, latency, layers, S, D, u, v, feasible, objective = zip(*rows)
+    used = {("flops",): flops, ("params",): params, ("latency",): latency, ("layers",): layers}
+    return dict(arch=arch, entropy=np.array(entropy), used={k: np.array(x, dtype=float) for k, x in used.items()},
+                S=np.array(S), D=np.array(D, dtype=float), u=np.array(u, dtype=float), v=np.array(v, dtype=float),
+                feasible=np.array(feasible), objective=np.array(objective))
+
+
+def _lagrangian(which: int, y: dict) -> np.ndarray:
+    """Every design's value in the relaxation at ``y``: weighted entropy, plus each multiplier times
+    its row's slack, the depth moments at their best."""
+    problem, t = PROBLEMS[which], _table(which)
+    _, context, program = _parts(problem)
+    value = t["entropy"].copy()
+    for key, limit in budget_limits(problem).items():
+        value += y.get(key, 0.0) * (limit - t["used"][key])
+    for key, mu in y.items():
+        if key[0] == "rho":
+            _, i, n = key
+            slope = rho_slope(n, problem.rho)
+            value += mu * (slope * n - rho_cut(n, problem.rho) + 2 * t["S"][:, i] - slope * t["D"][:, i])
+    if context.covered:
+        value += y.get(("depth_sum",), 0.0) * t["u"] + y.get(("depth_squares",), 0.0) * t["v"]
+        value += max(-pen - y.get(("depth_sum",), 0.0) * u - y.get(("depth_squares",), 0.0) * v for u, v, pen in program.moments)
+    else:
+        value -= problem.scoring.beta
+    return value
+
+
+def _multipliers(problem, draw) -> dict:
+    y = {key: draw[q] * 30.0 / limit for q, (key, limit) in enumerate(budget_limits(problem).items())}
+    levels = len(Context(problem).last)
+    y.update({("rho", i, n): draw[4 + i] * 5.0 for i, n in enumerate((3, 7, 11, 15)[:levels])})
+    y[("depth_sum",)], y[("depth_squares",)] = 2.0 * draw[8] - 1.0, 0.2 * draw[9] - 0.1
+    return y
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.sampled_from(range(len(PROBLEMS))), st.lists(st.floats(0.0, 1.0), min_size=10, max_size=10))
+def test_the_bound_is_never_below_any_designs_lagrangian_value_and_is_attained_on_a_fine_grid(which, draw):
+    """At any multipliers, the dynamic program's bound is at least every design's Lagrangian value
+    (brute force, from the accounting and the scoring), however coarse its grid; on a fine grid it
+    is within a hair of the largest, and its design attains that."""
+    problem = PROBLEMS[which]
+    engine, _, program = _parts(problem)
+    y = _multipliers(problem, draw)
+    rows = program.rows() + [program.tangent(k[1], k[2]) for k in y if k[0] == "rho"]
+    values = _lagrangian(which, y)
+    top = values.max()
+    for points in (2, 8):
+        assert dual.relax(engine, program, rows, y, points=points).bound >= top - 1e-9 * abs(top)
+    fine = dual.relax(engine, program, rows, y, points=400)
+    assert fine.bound == pytest.approx(top, rel=2e-4)
+    assert values[_table(which)["arch"].index(fine.design(engine, problem))] == pytest.approx(top, rel=2e-4)
+
+
+def test_a_sign_error_in_the_moments_is_caught():
+    """The brute-force check above would fail if the moments entered with the wrong sign (a bug an
+    earlier prototype had): at these multipliers, the flipped moments give a bound below the best
+    Lagrangian value."""
+    problem = PROBLEMS[0]
+    engine, _, program = _parts(problem)
+    y = {("depth_sum",): 3.0, ("depth_squares",): -0.5}
+    flipped = {k: -v for k, v in y.items()}
+    top = _lagrangian(0, y).max()
+    assert dual.relax(engine, program, program.rows(), y, points=8).bound >= top - 1e-9
+    assert dual.relax(engine, program, program.rows(), flipped, points=8).bound < top - 1e-6
+
+
+@pytest.mark.parametrize("which", range(len(PROBLEMS)))
+def test_the_dual_bounds_the_optimum_and_improves_on_its_start(which):
+    problem, t = PROBLEMS[which], _table(which)
+    engine, _, program = _parts(problem)
+    best = t["objective"][t["feasible"]].max()
+    at_start = dual.relax(engine, program, program.rows(), {}, points=8).bound
+    result = dual.dual(engine, program, {}, passes=25, points=8, patience=25, tolerance=5e-4)
+    assert best - 1e-9 * abs(best) <= result.bound <= at_start
+    assert result.bound < at_start  # without multipliers the budgets are ignored: far above
+    assert result.designs and all(result.bound <= r.bound + 1e-9 for r in result.designs)
+
+
+def test_the_dual_gives_up_when_it_cannot_beat_another_bound():
+    engine, _, program = _parts(PROBLEMS[0])
+    assert dual.dual(engine, program, {}, passes=60, points=8, patience=2, tolerance=0.0, beat=-math.inf).passes == 2
+    assert dual.dual(engine, program, {}, passes=5, points=8, patience=60, tolerance=0.0).passes == 5
+
+
+@pytest.mark.parametrize("which", range(len(PROBLEMS)))
+def test_at_any_widths_the_fixed_solve_finds_and_proves_the_best_design_there(which):
+    """At the optimum's widths and at a few others: the best design with those widths (brute force),
+    proven; the chain's bound at any multipliers is at least it."""
+    problem, t = PROBLEMS[which], _table(which)
+    engine, context, program = _parts(problem)
+    best_at: dict[tuple, float] = {}
+    for arch, ok, objective in zip(t["arch"], t["feasible"], t["objective"]):
+        if ok:
+            best_at[_widths(arch)] = max(best_at.get(_widths(arch), -math.inf), objective)
+    fw = FixedWidths(engine, context, program, max_vectors=10**6)
+    optimum = max(best_at, key=best_at.get)
+    for chain in [optimum] + sorted(best_at)[:: max(1, len(best_at) // 5)]:
+        w = Widths.of(engine, chain)
+        found = fw.solve(w, floor=-math.inf, solves=500)
+        assert found.proven and found.check.objective == pytest.approx(best_at[chain], rel=1e-9)
+        assert _widths(found.design) == chain
+        assert fw.bound(w, {("flops",): 3.0, ("params",): 1e-4}) >= best_at[chain] - 1e-6 * abs(best_at[chain])
+
+
+@pytest.mark.parametrize("which", range(len(PROBLEMS)))
+def test_at_fixed_widths_and_depths_one_knapsack_gives_the_best_design_there(which):
+    problem, t = PROBLEMS[which], _table(which)
+    engine, context, program = _parts(problem)
+    fw = FixedWidths(engine, context, program, max_vectors=10**6)
+    best: dict[tuple, float] = {}
+    for arch, ok, objective in zip(t["arch"], t["feasible"], t["objective"]):
+        if ok:
+            key = (_widths(arch), tuple(s.depth for s in arch.stages))
+            best[key] = max(best.get(key, -math.inf), objective)
+    for (chain, depths), objective in list(best.items())[::7]:
+        found = fw.at_depths(Widths.of(engine, chain), list(depths), floor=-math.inf)
+        assert found is not None and found[1].objective == pytest.approx(objective, rel=1e-9)
