@@ -17,7 +17,11 @@ The text is deterministic: the same architecture gives the same bytes.
 from __future__ import annotations
 
 import ast
+import json
+import os
 import pprint
+import subprocess
+import sys
 import types
 from pathlib import Path
 
@@ -122,27 +126,69 @@ def measure(text: str) -> dict[str, int]:
     return {"params": sum(p.numel() for p in model.parameters()), "macs": counter.get_total_flops() // 2}
 
 
-def verified(arch: Architecture) -> str:
+class Measurer:
+    """:func:`measure` in a second process, started before the caller's other work (a solve): it
+    imports torch (about 2 s) meanwhile, on the other core, so that checking a model file afterwards
+    takes a fraction of a second. Where the process fails, :meth:`measure` measures here."""
+
+    def __init__(self):
+        root = str(Path(__file__).resolve().parents[1])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
+        try:
+            self.proc: subprocess.Popen | None = subprocess.Popen(
+                [sys.executable, "-c", _SERVE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                env=env, start_new_session=True)  # its own session: a Ctrl-C is for the command, which ends it
+        except OSError:
+            self.proc = None
+
+    def measure(self, text: str) -> dict[str, int]:
+        if self.proc is not None:
+            try:
+                out, _ = self.proc.communicate(json.dumps({"text": text}), timeout=300)
+                if self.proc.returncode == 0:
+                    return json.loads(out)
+            except (OSError, ValueError, subprocess.TimeoutExpired):
+                pass
+            finally:
+                self.close()
+        return measure(text)
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+_SERVE = (
+    "import json, sys\n"
+    "import torch  # while the caller works\n"
+    "from generators.pytorch import measure\n"
+    "print(json.dumps(measure(json.load(sys.stdin)['text'])))\n"
+)
+
+
+def verified(arch: Architecture, *, measurer: Measurer | None = None) -> str:
     """The model file text for ``arch``, after building the model with torch and checking that its
     parameter count and MACs equal the accounting's; a mismatch raises
-    :class:`~deepmad.errors.DeepmadError`."""
+    :class:`~deepmad.errors.DeepmadError`. ``measurer``: a :class:`Measurer` started earlier."""
     text = render(arch)
     c = costs(arch)
-    measured = measure(text)
+    measured = measurer.measure(text) if measurer is not None else measure(text)
     expected = {"params": c.params_with_classifier, "macs": c.macs_with_classifier}
     if measured != expected:
         raise DeepmadError(f"generated model does not match the accounting: measured {measured}, expected {expected}")
     return text
 
 
-def write(arch: Architecture, path: str | Path, *, verify: bool = False, force: bool = True) -> Path:
+def write(arch: Architecture, path: str | Path, *, verify: bool = False, force: bool = True, measurer: Measurer | None = None) -> Path:
     """Write the model file for ``arch`` to ``path`` atomically; returns the path.
 
     With ``verify``, first check the model with torch (:func:`verified`); on a mismatch nothing
     is written. Without ``force``, an existing file with other content is refused
     (:func:`deepmad.files.atomic_write_text`).
     """
-    atomic_write_text(path, verified(arch) if verify else render(arch), force=force)
+    atomic_write_text(path, verified(arch, measurer=measurer) if verify else render(arch), force=force)
     return Path(path)
 
 

@@ -332,8 +332,8 @@ def generate(
     for round_ in range(1, rounds + 1):
         if interrupt.past(deadline) or best.work >= work:
             break
-        best.work += pass_cost + settings.cost_round + settings.cost_column * master.h.getNumCol()
         status = master.solve()
+        best.work += pass_cost + settings.cost_round + settings.cost_iteration * max(0, master.h.getInfo().simplex_iteration_count)
         if status != "Optimal":
             if best.rounds == 0 and not math.isfinite(best.bound):
                 raise DeepmadError("HiGHS found no optimum of the first master LP; try --method milp on a smaller space")

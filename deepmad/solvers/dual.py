@@ -195,7 +195,7 @@ def dual(engine: Engine, program: Program, start: dict[tuple, float], *, passes:
     center, best, best_y = x, math.inf, multipliers(x)
     cuts: list[tuple[float, dict, dict]] = []  # per traced design: objective part, quantities, slacks by row
     designs: list[Relaxed] = []
-    done = 0
+    done = last_gain = 0
     while done < passes and not interrupt.past(deadline):
         y = multipliers(x)
         r = relax(engine, program, list(rows.values()), y, points=points)
@@ -209,13 +209,15 @@ def dual(engine: Engine, program: Program, start: dict[tuple, float], *, passes:
                 keys.append(("rho", i, n))
                 center, delta, x = np.append(center, 0.0), np.append(delta, 1.0), np.append(x, 0.0)
         cuts.append((objective_part(engine, program, r, q), q, {}))
+        if r.bound < best - tolerance * abs(best):
+            last_gain = done
         if r.bound < best:
             if best < math.inf:
                 delta = delta * 1.5
             center, best, best_y = x, r.bound, y
         else:
             delta = delta * 0.5
-        if done >= patience and best >= beat:
+        if (done >= patience and best >= beat) or done - last_gain >= patience:
             break
         K = len(keys)
         for _, q, slack in cuts:  # each cut's slopes: its design's slack in every row so far

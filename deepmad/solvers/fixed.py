@@ -101,17 +101,23 @@ class Found:
 class FixedWidths:
     """Exact solves at fixed widths (see the module docstring), for one problem."""
 
-    def __init__(self, engine: Engine, context: Context, program: Program, *, max_vectors: int, costs: tuple = (0.0, 0.0, 0.0)):
+    def __init__(self, engine: Engine, context: Context, program: Program, *, max_vectors: int, settings=None):
         self.engine, self.context, self.program = engine, context, program
-        self.costs = costs  # reference seconds per depth vector bounded, per knapsack and per option packed
+        self.settings = settings  # its cost_* fields count the work done (none: no count)
         self.problem: Problem = program.problem
         self.max_vectors = max_vectors
         self.multipliers: dict[tuple, float] = {}  # the last feasible knapsack's LP duals
-        self.tabled = 0  # options tabled per depth, depth vectors bounded, knapsacks solved and their options:
-        self.bounded = 0  # the work done
+        self.tabled = 0  # options tabled per depth, depth vectors bounded, knapsacks, their LPs' options,
+        self.bounded = 0  # and the MILPs with their simplex iterations and nodes: the work done
         self.knapsacks = 0
-        self.packed = 0
+        self.options = 0
+        self.mips = 0
+        self.iterations = 0
+        self.nodes = 0
+        self.unfinished = 0  # knapsacks stopped at a limit
+        self.capped = 0  # of which at MIP_SECONDS
         self._highs = None  # one HiGHS object for every knapsack
+        self._depth_terms: dict = {}  # the layer counts and fixed terms of the last window of depths
 
     def weights(self, w: Widths) -> list[float]:
         """Per stage, the objective weight of its entropy at these widths."""
@@ -150,9 +156,14 @@ class FixedWidths:
         self.stem = stem_options(eng).take(np.array([w.stem]))
         values = w.values(eng)
         self._ends = [values[last + 1] for last in ctx.last]
-        D = _cumulative(ctx, [tb.layers for tb in tables], shape)
-        grid = [np.asarray(depth_sets[j]).reshape(_axis(j, len(shape))) for j in range(len(shape))]
-        return depth_sets, window, shape, tables, D, self._fixed_terms(D, grid, shape)
+        # What the depths alone fix is the same at every width chain: computed once per window.
+        at = tuple(tuple(int(x) for x in d) for d in depth_sets)
+        if at not in self._depth_terms:
+            D = _cumulative(ctx, [tb.layers for tb in tables], shape)
+            grid = [np.asarray(depth_sets[j]).reshape(_axis(j, len(shape))) for j in range(len(shape))]
+            self._depth_terms = {at: (D, self._fixed_terms(D, grid, shape))}
+        D, fixed = self._depth_terms[at]
+        return depth_sets, window, shape, tables, D, fixed
 
     def bound(self, w: Widths, y: dict[tuple, float]) -> float:
         """A bound on every design with widths ``w`` (all depths), at multipliers ``y`` of the
@@ -165,8 +176,11 @@ class FixedWidths:
     @property
     def spent(self) -> float:
         """The work done so far, in reference seconds."""
-        vector, knapsack, packed = self.costs
-        return self.bounded * vector + self.knapsacks * knapsack + self.packed * packed
+        s = self.settings
+        if s is None:
+            return 0.0
+        return (self.bounded * s.cost_vector + self.knapsacks * s.cost_knapsack + self.options * s.cost_option + self.mips * s.cost_mip
+                + self.iterations * s.cost_iteration + self.nodes * s.cost_node + self.capped * MIP_SECONDS)
 
     def solve(self, w: Widths, *, floor: float, solves: int = 10**9, start: tuple[int, ...] | None = None,
               multipliers: dict[tuple, float] | None = None, deadline: float = math.inf, work: float = math.inf) -> Found:
@@ -177,6 +191,7 @@ class FixedWidths:
         :attr:`multipliers` for the next chain. Stops once ``work`` more reference seconds are
         spent, or early at ``deadline`` (``time.perf_counter``)."""
         until = self.spent + work
+        unfinished = self.unfinished
         depth_sets, window, shape, tables, D, fixed = self._setup(w, start)
         stem = self.stem
         V = self.weights(w)
@@ -196,7 +211,7 @@ class FixedWidths:
                 current = tuple(int(x) for x in np.unravel_index(at, shape))
             top = float(np.max(open_))
             if top <= max(floor, best[1].objective if best else -math.inf) + 1e-9 * abs(top):
-                proven = window is None
+                proven = window is None and self.unfinished == unfinished
                 break
             depths = [int(depth_sets[j][i]) for j, i in enumerate(current)]
             solved[current] = True
@@ -267,9 +282,9 @@ class FixedWidths:
         dual ray, scaled up (any multipliers bound every vector; these drive the bound of vectors
         like this one towards minus infinity)."""
         ctx, problem = self.context, self.problem
-        stages = [tb.at(d) for tb, d in zip(tables, depths)]
+        stages = [_undominated(tb.at(d)) for tb, d in zip(tables, depths)]
         self.knapsacks += 1
-        self.packed += sum(len(o) for o in stages)
+        self.options += sum(len(o) for o in stages)
         rows, model = self._model(w, stem, stages, depths)
         h = model
         h.setOptionValue("solve_relaxation", True)
@@ -286,7 +301,19 @@ class FixedWidths:
             return None, y
         h.setOptionValue("solve_relaxation", False)
         h.setOptionValue("mip_rel_gap", 1e-9)
+        h.setOptionValue("mip_max_nodes", MAX_NODES)
+        h.setOptionValue("time_limit", MIP_SECONDS)
         h.run()
+        h.setOptionValue("time_limit", highspy.kHighsInf)
+        info = h.getInfo()
+        self.mips += 1
+        self.iterations += max(0, int(info.simplex_iteration_count))
+        self.nodes += max(0, int(info.mip_node_count))
+        status = h.getModelStatus()
+        if status == highspy.HighsModelStatus.kTimeLimit:
+            self.capped += 1
+        if status not in (highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kInfeasible):
+            self.unfinished += 1  # stopped at a limit: its design, if any, is a good one, not proven the best
         if h.getInfo().primal_solution_status != 2:
             return None, y
         x = np.asarray(h.getSolution().col_value)
@@ -345,11 +372,28 @@ class FixedWidths:
         lp.integrality_ = [highspy.HighsVarType.kInteger] * n
         if self._highs is None:
             self._highs = _highs()
+            # Probing and enumeration in HiGHS's presolve are most of a knapsack's time and find
+            # nothing here (deepmad-89m: 0.49 s against 1.6 s for three knapsacks, the same optima);
+            # restarts cost a third of the time of the knapsacks that prove a depth vector empty.
+            self._highs.setOptionValue("presolve_rule_off", (1 << 15) | (1 << 16))
+            self._highs.setOptionValue("mip_allow_restart", False)
         h = self._highs
         h.clearModel()
         h.passModel(lp)
         self._constant = float(sum(float(ctx.end_weight(i, self._ends[i])) for i in range(len(ctx.last))) * stem.entropy[0])
         return [None] * M + [row.key for row in rows], h
+
+
+MAX_NODES = 200
+"""Branch-and-bound nodes a knapsack may take: a limit on work, not time, so that it stops at the
+same place on any machine."""
+
+MIP_SECONDS = 1.0
+"""Most seconds a knapsack's MILP may take. A few of the largest inverted-residual knapsacks whose
+LP is feasible but whose MILP is not take HiGHS seconds to prove so at the root (deepmad-89m: 1 to
+3 s, against 0.04 s for the feasible ones); stopped here they give no design either way, but their
+depth vector is then not proven empty, and on a machine more than a few times slower a knapsack
+that finds a design might stop here too (the one place a clock decides)."""
 
 
 def _ray(h, keys: list) -> dict[tuple, float] | None:
@@ -364,6 +408,22 @@ def _ray(h, keys: list) -> dict[tuple, float] | None:
 
 class _Ray(dict):
     """Multipliers read off an infeasible LP's dual ray."""
+
+
+def _undominated(opts: Options) -> Options:
+    """``opts`` (one stage's, at fixed widths and depth) less those another dominates: at least its
+    entropy, at most its FLOPs, parameters and latency (ties: the first kept). Dropping them keeps
+    the knapsack's optimum, and spares HiGHS's presolve the quadratic work of finding them."""
+    n = len(opts)
+    order = np.lexsort((np.arange(n), opts.latency, opts.params, opts.flops, -opts.entropy))
+    f, q, t = opts.flops[order], opts.params[order], opts.latency[order]
+    keep = np.ones(n, dtype=bool)
+    for lo in range(0, n, 512):  # each against every option before it in that order
+        hi = min(n, lo + 512)
+        earlier = np.arange(n)[None, :] < np.arange(lo, hi)[:, None]
+        dominated = earlier & (f[None, :] <= f[lo:hi, None]) & (q[None, :] <= q[lo:hi, None]) & (t[None, :] <= t[lo:hi, None])
+        keep[lo:hi] = ~dominated.any(axis=1)
+    return opts.take(np.sort(order[keep]))
 
 
 def _cut(D: dict, i: int, rho: float) -> np.ndarray:

@@ -73,6 +73,8 @@ class State:
     solved_chains: set = field(default_factory=set)
     lagrangian: colgen.Lagrangian | None = None
     fixed: FixedWidths | None = None
+    step_deadline: float = math.inf
+    rows: dict = field(default_factory=dict)  # the rows the dual's multipliers are of
     work: dict = field(default_factory=dict)
 
     @property
@@ -99,8 +101,14 @@ class State:
         """Whether the incumbent is proven within the gap asked for."""
         return self.check is not None and math.isfinite(self.bound) and self.bound - self.objective <= self.gap * abs(self.bound) + 1e-9
 
+    @property
+    def until(self) -> float:
+        """When the running step stops at the latest (``time.perf_counter``): the solve's deadline, or
+        the step's own (:data:`OVERRUN` times its work), whichever comes first."""
+        return min(self.deadline, self.step_deadline)
+
     def stopped(self) -> bool:
-        return interrupt.requested() or time.perf_counter() > self.deadline
+        return interrupt.requested() or time.perf_counter() > self.until
 
 
 # -- the steps ------------------------------------------------------------------
@@ -121,8 +129,7 @@ def _fixed(state: State) -> FixedWidths:
     """The solve's exact solver at fixed widths (one, so that its multipliers carry from chain to chain)."""
     if state.fixed is None:
         s = state.settings
-        state.fixed = FixedWidths(state.engine, state.context, state.program, max_vectors=s.depth_vectors,
-                                  costs=(s.cost_vector, s.cost_knapsack, s.cost_packed))
+        state.fixed = FixedWidths(state.engine, state.context, state.program, max_vectors=s.depth_vectors, settings=s)
     return state.fixed
 
 
@@ -168,7 +175,7 @@ def _solve_chain(state: State, chain: tuple[int, ...], work: float, *, start=Non
         return
     fw = _fixed(state)
     found = fw.solve(w, floor=state.objective, solves=solves, start=start, multipliers=fw.multipliers or state.multipliers,
-                     deadline=state.deadline, work=work)
+                     deadline=state.until, work=work)
     if found.proven:
         state.solved_chains.add(chain)
     state.offer(found.design, step)
@@ -180,10 +187,17 @@ def lagrangian_dual(state: State, work: float) -> float:
     per_pass = _pass_cost(state, s.dual_points)
     passes = max(1, int(work / per_pass))
     start = state.multipliers or (state.fixed.multipliers if state.fixed is not None else {})
+    # The LP's duals price every tangent a little: the ones that matter are a few.
+    top = max((abs(v) for v in start.values()), default=0.0)
+    start = {k: v for k, v in start.items() if abs(v) > 1e-9 * top}
     found = dual_module.dual(state.engine, state.program, start, passes=passes, points=s.dual_points,
-                             patience=s.dual_patience, tolerance=s.dual_tolerance, deadline=state.deadline)
+                             patience=s.dual_patience, tolerance=s.dual_tolerance, deadline=state.until)
     state.tighten(found.bound, "dual")
     state.multipliers = found.multipliers
+    state.rows = {row.key: row for row in state.program.rows()}
+    for key in found.multipliers:
+        if key[0] == "rho" and key not in state.rows:
+            state.rows[key] = state.program.tangent(key[1], key[2])
     for r in found.designs:
         chain = r.widths(state.engine)
         if chain not in state.chains:
@@ -204,8 +218,10 @@ def widths(state: State, work: float) -> float:
     heap: list[tuple[float, tuple[int, ...]]] = []
     seen: set = set()
 
+    extra = 0.0  # the perturbed passes' work
+
     def spent() -> float:
-        return fw.spent - before
+        return fw.spent - before + extra
 
     def push(chain: tuple[int, ...]) -> None:
         if chain in seen or chain in state.solved_chains:
@@ -218,13 +234,32 @@ def widths(state: State, work: float) -> float:
         if bound > state.objective:
             heapq.heappush(heap, (-bound, chain))
 
-    for chain in state.chains + _neighbours(state, _chain(state.design)):
+    # The dual's chains, the chains of passes at multipliers near the dual's, then the incumbent's
+    # neighbours, all ranked together by their bounds.
+    for chain in state.chains:
         if spent() >= work or state.stopped():
             break
         push(chain)
-    while heap and spent() < work and not state.stopped():
+    for y in _perturbations(state):  # with work to spare: at most half of what is over PERTURBATIONS_ABOVE
+        if spent() >= (work - PERTURBATIONS_ABOVE) / 2 or state.stopped():
+            break
+        extra += _pass_cost(state, state.settings.dual_points)
+        push(dual_module.relax(state.engine, state.program, list(state.rows.values()), y, points=state.settings.dual_points)
+             .widths(state.engine))
+    neighbours = True
+    while spent() < work and not state.stopped():
+        if neighbours and (not heap or -heap[0][0] <= state.objective):
+            neighbours = False
+            for near in _neighbours(state, _chain(state.design)):
+                if spent() >= work or state.stopped():
+                    break
+                push(near)
+        if not heap:
+            break
         bound, chain = heapq.heappop(heap)
         if -bound <= state.objective:
+            if neighbours:
+                continue
             break
         before_design = state.objective
         _solve_chain(state, chain, work - spent(), step="widths", solves=state.settings.chain_solves)
@@ -234,6 +269,22 @@ def widths(state: State, work: float) -> float:
                     break
                 push(near)
     return spent()
+
+
+PERTURBATIONS_ABOVE = 3.0
+"""Reference seconds of the widths step's work below which it solves chains only (the dual's and
+the incumbent's neighbours) and traces no perturbed passes."""
+
+
+def _perturbations(state: State):
+    """Multipliers near the dual's best, in a fixed order: each budget's and each effectiveness
+    tangent's scaled by 0.8, 0.9, 1.1 and 1.25, one at a time. Their Lagrangian designs' widths are
+    chains the dual's own passes did not trace."""
+    y = state.multipliers
+    for factor in (0.9, 1.1, 0.8, 1.25):
+        for key in sorted(y, key=repr):
+            if key[0] in ("flops", "params", "latency", "layers", "rho") and y[key] > 0:
+                yield {**y, key: y[key] * factor}
 
 
 def _neighbours(state: State, chain: tuple[int, ...]) -> list[tuple[int, ...]]:
@@ -259,12 +310,13 @@ def column_generation(state: State, work: float) -> float:
     that can beat the incumbent, the exact MILP over them: a proof."""
     s = state.settings
     per_pass = _pass_cost(state)
-    passes = max(3, int(0.2 * work / per_pass))
+    per_caps = s.cost_caps * _lines(state) + s.cost_pass
+    passes = max(3, int(0.2 * work / per_caps))
     caps = colgen.caps(state.engine, state.context, state.program, passes=passes,
-                       hint=state.warm.caps if state.warm is not None else None, deadline=state.deadline)
-    spent = min(passes, 60) * per_pass
+                       hint=state.warm.caps if state.warm is not None else None, deadline=state.until)
+    spent = min(passes, 60) * per_caps
     result = colgen.generate(state.engine, state.context, state.program, caps, s, work=work - spent, tolerance=state.gap,
-                             floor=state.objective, start=state.design, warm=state.warm, deadline=state.deadline)
+                             floor=state.objective, start=state.design, warm=state.warm, deadline=state.until)
     spent += result.work
     state.lagrangian = result.lagrangian
     state.multipliers = {k: v for k, v in result.duals.items() if k[0] in ("flops", "params", "latency", "layers", "rho", "spread",
@@ -278,7 +330,7 @@ def column_generation(state: State, work: float) -> float:
         return spent
     formulation = Formulation(state.program, caps)
     solved = solve_options(state.problem, formulation, stem_options(state.engine), [pareto(k) for k in kept],
-                           seconds=max(0.1, state.deadline - time.perf_counter()), gap=state.gap, start=state.design)
+                           seconds=max(0.1, state.until - time.perf_counter()), gap=state.gap, start=state.design)
     state.offer(solved.design, "fixing")
     if solved.status in ("Optimal", "Infeasible"):  # designs outside the options kept are worth less than the incumbent
         state.tighten(max(solved.bound, state.objective) if math.isfinite(solved.bound) else state.objective, "fixing")
@@ -305,6 +357,12 @@ STEPS: tuple[Step, ...] = (
 """The large-space method's steps, in order (see the module docstring)."""
 
 
+OVERRUN = 2.0
+"""A step that runs this many times longer than its work on the reference machine (its estimate of
+its own operations gone wrong, or a machine this much slower) is stopped there, so that the steps
+after it still run. On the reference machine no step comes near it."""
+
+
 def run(state: State, work: float) -> State:
     """Run :data:`STEPS` on ``state`` with ``work`` reference seconds in all; what a step leaves
     unused goes to the next one. Stops early once the incumbent is proven within the gap."""
@@ -315,7 +373,9 @@ def run(state: State, work: float) -> State:
         budget = step.share(state.settings) * work + left
         if budget <= 0.0:
             continue
+        state.step_deadline = time.perf_counter() + OVERRUN * budget + 0.5
         spent = step.run(state, budget)
+        state.step_deadline = math.inf
         state.work[step.name] = spent
         left = max(0.0, budget - spent)
         state.progress.event(step.name, state.check.objective if state.check else None, state.bound,

@@ -45,6 +45,10 @@ class Design:
     stages: tuple[tuple[int, int, int, int], ...]
 
 
+MOVE_WIDTHS = 16
+"""A stage move tries the output widths within this many grid steps of the stage's own (all of them
+on deepmad-89m's wide stages made one move score ten million options)."""
+
 PAIR_CANDIDATES = 40
 """Options per stage and price in a pair move."""
 
@@ -130,6 +134,8 @@ class Search:
         t = eng.stages[j]
         ai = self._input(x, j)
         ms = np.flatnonzero((t.a_lo <= ai) & (ai < t.a_hi)) if ai is not None else np.zeros(0, dtype=np.int64)
+        m0 = x.stages[j][0]
+        ms = ms[np.abs(ms - m0) <= MOVE_WIDTHS]  # widths near the stage's own: a move's work stays bounded
         nxt = x.stages[j + 1] if j + 1 < len(x.stages) else None
         if nxt is not None:  # the next stage's first block follows the new width
             tn = eng.stages[j + 1]

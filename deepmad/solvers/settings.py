@@ -30,18 +30,18 @@ class Settings:
     search_share: float = 0.1
     """Share of the work for the local search that finds the first design."""
 
-    own_share: float = 0.1
+    own_share: float = 0.3
     """Share of the work for the exact solve at the first design's widths."""
 
     dual_share: float = 0.1
     """Share of the work for the Lagrangian dual with exact entropy products (its bound, and the
     widths of its designs)."""
 
-    widths_share: float = 0.5
+    widths_share: float = 0.25
     """Share of the work for the climb over width chains (each neighbour at the incumbent's depths,
     each better chain's depths solved exactly)."""
 
-    colgen_share: float = 0.2
+    colgen_share: float = 0.25
     """Share of the work for column generation (the LP bound and reduced-cost fixing, which prove
     optima on spaces whose LP is tight)."""
 
@@ -90,27 +90,38 @@ class Settings:
     cost_scored: float = 3.1e-7
     """Reference seconds per option a search move scores (fitted on five presets' climbs)."""
 
-    cost_vector: float = 2.2e-8
+    cost_vector: float = 1e-8
     """Reference seconds per depth vector an exact solve at fixed widths bounds."""
 
-    cost_knapsack: float = 0.018
-    """Reference seconds per knapsack (an exact solve at fixed widths and depths), beside its options."""
+    cost_knapsack: float = 0.005
+    """Reference seconds per knapsack (an exact solve at fixed widths and depths): its model."""
 
-    cost_packed: float = 1.8e-5
-    """Reference seconds per option of such a knapsack."""
+    cost_option: float = 6e-6
+    """Reference seconds per option of a knapsack's LP relaxation."""
+
+    cost_mip: float = 0.07
+    """Reference seconds per knapsack solved as a MILP (its LP may beat the incumbent), beside its
+    simplex iterations and nodes."""
+
+    cost_iteration: float = 1.8e-4
+    """Reference seconds per simplex iteration HiGHS reports (a MILP's, or a master LP's): the work of
+    HiGHS counted in its own deterministic unit."""
+
+    cost_node: float = 2.5e-3
+    """Reference seconds per branch-and-bound node HiGHS reports."""
 
     cost_line: float = 1.5e-8
     """Reference seconds per line and entropy setting of a pricing pass (a line: one inner width and
     kernel of one output width of a stage)."""
 
+    cost_caps: float = 4e-8
+    """Reference seconds per line of a pass of the entropy caps (a longest path at one setting)."""
+
     cost_pass: float = 0.01
     """Reference seconds of a pricing pass beside its lines."""
 
-    cost_column: float = 2.4e-5
-    """Reference seconds per option the master LP holds, per round of column generation."""
-
-    cost_round: float = 0.06
-    """Reference seconds of a round of column generation beside its LP's options and its pricing."""
+    cost_round: float = 0.03
+    """Reference seconds of a round of column generation beside its master LP's iterations and its pricing."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
