@@ -6,10 +6,17 @@ cancels the HiGHS runs in progress (HiGHS checks for a cancel in its own
 callbacks, which run Python code often enough for the signal to be seen). The
 solve then returns its best design, with status ``"interrupted"``. A second
 SIGINT raises :class:`KeyboardInterrupt` as usual.
+
+Python runs a signal's handler once for every press that arrives while the main
+thread is inside one long native call (a numba kernel, a HiGHS run): two quick
+presses would read as one. The presses are therefore also counted on a wakeup
+pipe (:func:`signal.set_wakeup_fd`), where the interpreter writes one byte per
+signal as it arrives.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -18,6 +25,7 @@ from typing import Any, Iterator
 
 _requested = threading.Event()
 _happened = threading.Event()  # the last catching block saw a Ctrl-C
+_presses: tuple[int, int] | None = None  # the wakeup pipe of the active catching block
 _running: list[Any] = []  # highspy.Highs objects whose run is in progress
 
 
@@ -48,6 +56,11 @@ def catching() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is _handler:
         yield
         return
+    global _presses
+    _presses = os.pipe()
+    for end in _presses:
+        os.set_blocking(end, False)
+    previous_fd = signal.set_wakeup_fd(_presses[1], warn_on_full_buffer=False)
     previous = signal.signal(signal.SIGINT, _handler)
     _requested.clear()
     _happened.clear()
@@ -55,13 +68,31 @@ def catching() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.set_wakeup_fd(previous_fd)
+        for end in _presses:
+            os.close(end)
+        _presses = None
         if _requested.is_set():
             _happened.set()
         _requested.clear()  # later solves, in any thread, start afresh
 
 
+def _pressed() -> int:
+    """The SIGINTs delivered since the last call (the wakeup pipe's bytes, emptied)."""
+    count = 0
+    while _presses is not None:
+        try:
+            data = os.read(_presses[0], 512)
+        except BlockingIOError:
+            break
+        if not data:
+            break
+        count += data.count(signal.SIGINT)
+    return count
+
+
 def _handler(signum: int, frame: Any) -> None:
-    if _requested.is_set():
+    if _requested.is_set() or _pressed() > 1:
         raise KeyboardInterrupt
     _requested.set()
     for solver in list(_running):

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from deepmad import Architecture
@@ -187,3 +188,27 @@ def test_ctrl_c_in_a_solve_is_forgotten_by_the_next_one():
     with interrupt.catching():
         assert not interrupt.requested()
     assert not interrupt.happened()
+
+
+def test_two_presses_inside_one_native_call_count_as_two():
+    """Python runs the handler once for presses that land in one long native call (a numba kernel,
+    a HiGHS run); the second press must still stop at once."""
+    import threading
+
+    from deepmad import interrupt
+
+    def press_twice():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # two pending SIGINTs are one to the kernel: the first is delivered first
+        os.kill(os.getpid(), signal.SIGINT)
+
+    values = np.random.default_rng(0).random(2 * 10**7)
+    with pytest.raises(KeyboardInterrupt):
+        with interrupt.catching():
+            timer = threading.Timer(0.05, press_twice)
+            timer.start()
+            began = time.perf_counter()
+            np.sort(values)  # native code: no handler runs inside it
+            timer.join()
+            assert time.perf_counter() - began > 0.2, "the presses did not land inside the native call"
+    assert not interrupt.requested()

@@ -214,6 +214,18 @@ def test_depth_spread_zero_agrees_with_brute_force():
     assert milp.architecture.stages[0].depth == milp.architecture.stages[1].depth
 
 
+@pytest.mark.parametrize("method", ["milp", "large"])
+def test_a_penalty_over_no_stage_is_the_constant_beta_in_every_method(method):
+    """With ``penalty_stages=()`` the penalty is ``beta`` whatever the depths: a constant the program
+    carries with no moment column (CI found the MILP's bound and objective ``beta`` too high)."""
+    space = DesignSpace(block="bottleneck", resolution=32, strides=(1, 1), depths=((1, 2), (1, 1)), stem_channels=(16, 16),
+                        channels=(8, 32), kernels=(3, 5), inner_ratio=(0.1, 1.0))
+    problem = Problem(space, scoring=Scoring(beta=3.0, penalty_stages=()))
+    brute = bruteforce.solve(problem)
+    assert brute.check.objective == score(brute.architecture, problem.scoring).entropy - 3.0
+    assert_agree(problem, solve(problem, method=method), brute)
+
+
 # ---------------------------------------------------------------------------
 # Infeasible problems
 # ---------------------------------------------------------------------------

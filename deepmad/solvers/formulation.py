@@ -186,6 +186,8 @@ class Model:
         ctx, caps = formulation.context, formulation.caps
         self.h = _highs()
         self.h.changeObjectiveSense(highspy.ObjSense.kMaximize)
+        if not ctx.covered:  # the depth penalty covers no stage: a constant, beta, with no moment column to carry it
+            self.h.changeObjectiveOffset(-ctx.penalty(()))
         self.rows: dict[tuple, int] = {}
         self.options: list[tuple[int, int, Options]] = []  # (first column, stage, options)
         self.moments: list[tuple[int, int]] = []
