@@ -10,8 +10,9 @@ table gives its wall time (process start to exit), peak memory, objective,
 bound and gap, the published structure's objective and the best designs and
 bounds any run of this project has found. ``--before DIR``: a checkout of
 another commit (``git worktree add DIR COMMIT``), run the same way, line by
-line beside this one. ``--load``: each run once more beside two busy-looping
-processes, and whether its result JSON is the same (timing fields apart).
+line beside this one. ``--load``: each run of this checkout once more beside
+two busy-looping processes, and whether its result JSON is the same (timing
+fields apart).
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def main() -> None:
                         print(f"{name:<16} {limit:>5g} {label:<7} {r['wall']:>7.1f}  failed: {r['error']}", flush=True)
                         continue
                     same = ""
-                    if args.load:
+                    if args.load and label == "after":  # the claim is this checkout's; the other is timed
                         loops = busy(2)
                         try:
                             loaded = run(checkout, name, limit, Path(tmp))

@@ -44,6 +44,8 @@ class Conv:
 
     @property
     def depthwise(self) -> bool:
+        if isinstance(self.groups, int) and isinstance(self.c_in, int):  # one conv (the common case: no numpy call)
+            return 1 < self.groups == self.c_in
         return bool(np.all((self.groups > 1) & (self.groups == self.c_in)))
 
     @property

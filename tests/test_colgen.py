@@ -46,9 +46,29 @@ def _tiny_problems():
     yield _with_latency(Problem(_space("bottleneck", **{**tiny, "kernels": (3,)}), flops=1.2e7, params=4e4, rho=0.3), 0.85)
 
 
-@pytest.mark.parametrize("problem", list(_tiny_problems()))
-def test_entropy_caps_hold_for_every_feasible_design(problem):
+_FREE_CHECKS: dict[int, list] = {}
+
+
+def _free_checks(index: int) -> list:
+    """Every design of tiny problem ``index`` with its check under no budget (computed once: the
+    enumeration is most of these tests' time)."""
+    if index not in _FREE_CHECKS:
+        problem = list(_tiny_problems())[index]
+        free = dataclasses.replace(problem, flops=None, params=None, rho=None, latency=None)
+        _FREE_CHECKS[index] = [(arch, free.check(arch)) for arch in problem.space.designs()]
+    return _FREE_CHECKS[index]
+
+
+def _within_budgets(problem: Problem, check) -> bool:
+    """A cheap necessary condition of feasibility: the free check meets the budgets."""
+    return ((problem.flops is None or check.flops <= problem.flops) and (problem.params is None or check.params <= problem.params)
+            and (problem.latency is None or check.latency_ms <= problem.latency))
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_entropy_caps_hold_for_every_feasible_design(index):
     """With and without a neighbouring problem's best caps multipliers tried first (``hint``)."""
+    problem = list(_tiny_problems())[index]
     engine, context, program = _parts(problem)
     neighbour = dataclasses.replace(problem, flops=0.8 * problem.flops)
     hint = colgen.caps(*_parts(neighbour), passes=100).setting
@@ -57,9 +77,8 @@ def test_entropy_caps_hold_for_every_feasible_design(problem):
     assert all(a <= b + 1e-9 for a, b in zip(quick[1], quick[0]))
     every = [colgen.caps(engine, context, program, passes=100), colgen.caps(engine, context, program, passes=100, hint=hint)]
     checked = 0
-    for arch in problem.space.designs():
-        check = problem.check(arch)
-        if not check.feasible:
+    for arch, free in _free_checks(index):
+        if not (free.feasible and _within_budgets(problem, free) and problem.check(arch).feasible):
             continue
         checked += 1
         s = score(arch, problem.scoring)
@@ -84,7 +103,7 @@ def test_every_rounds_bound_bounds_the_optimum(problem):
     assert result.bound == pytest.approx(result.lp, rel=1e-4)
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=5, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(BLOCKS), st.floats(0.3, 0.9), st.floats(0.3, 0.9), st.sampled_from([0.3, 0.5, None]))
 def test_the_large_method_proves_the_same_optimum_as_the_whole_program(block, f_share, p_share, rho):
     space = _space(block)
@@ -132,13 +151,12 @@ def test_a_preset_returns_a_design_that_beats_the_published_one_with_a_valid_bou
     assert solution.objective > score(reference).objective
 
 
-@pytest.mark.parametrize("problem", list(_tiny_problems()))
-def test_smallest_costs_are_brute_forces(problem):
+@pytest.mark.parametrize("index", range(3))
+def test_smallest_costs_are_brute_forces(index):
+    problem = list(_tiny_problems())[index]
     engine = Engine.of(problem)
     least = colgen.smallest_costs(engine, problem)
-    free = dataclasses.replace(problem, flops=None, params=None, rho=None, latency=None)
-    checks = [free.check(a) for a in problem.space.designs()]
-    checks = [c for c in checks if c.feasible]
+    checks = [c for _, c in _free_checks(index) if c.feasible]
     assert least["flops"] == min(c.flops for c in checks)
     assert least["params"] == min(c.params for c in checks)
     if problem.latency_model is not None:
@@ -155,8 +173,8 @@ def test_a_preset_with_an_impossible_budget_names_it_and_its_smallest_value():
 
 
 def test_end_widths_no_design_can_afford_get_a_zero_cap_and_the_methods_still_agree():
-    space = _space("inverted_residual_se", channels=(16, 128), strides=(1, 2, 2))  # wide ends cannot be afforded
-    free = solve(Problem(space, rho=0.5), method="milp")
+    space = _space("inverted_residual_se", channels=(16, 96), strides=(1, 2, 2))  # wide ends cannot be afforded
+    free = solve(Problem(space, rho=0.5), method="large")
     problem = Problem(space, flops=0.02 * free.check.flops, params=0.02 * free.check.params, rho=0.5)
     caps = colgen.caps(*_parts(problem), passes=100)
     assert min(caps.caps.values()) < 0 <= min(caps.cap(i, c) for i, c in caps.caps)

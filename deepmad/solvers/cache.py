@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import io
 import os
+import zipfile
 from collections import OrderedDict
 from pathlib import Path
 
@@ -131,7 +132,7 @@ def _read(problem: Problem) -> Engine | None:
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # missing, damaged or not ours: rebuilt
         return None
     if str(arrays.pop("__key__", "")) != describe(problem) or str(arrays.pop("__sum__", "")) != _digest(arrays):
         return None

@@ -15,15 +15,16 @@ machine made late.
 2. ``own widths``: the incumbent's widths solved exactly
    (:mod:`deepmad.solvers.fixed`): the best inner widths, kernels and depths
    there.
-3. ``dual``: the Lagrangian dual with exact entropy products
-   (:mod:`deepmad.solvers.dual`): a bound, and the width chains of the
-   designs its passes trace.
-4. ``widths``: a best-first search over width chains (the dual's, and the
+3. ``column generation``: the LP bound of the whole space and its duals, and
+   where the bound is tight enough, reduced-cost fixing and the exact MILP
+   over the options that survive (:mod:`deepmad.solvers.colgen`): this
+   proves optima.
+4. ``dual``: the Lagrangian dual with exact entropy products, started from
+   column generation's duals (:mod:`deepmad.solvers.dual`): a bound, and the
+   width chains of the designs its passes trace.
+5. ``widths``: a best-first search over width chains (the dual's, and the
    neighbours of the incumbent's), each ranked by a Lagrangian bound at the
    dual's multipliers and solved exactly best bound first.
-5. ``column generation``: the LP bound of the whole space, and where it is
-   tight enough, reduced-cost fixing and the exact MILP over the options
-   that survive (:mod:`deepmad.solvers.colgen`): this proves optima.
 """
 
 from __future__ import annotations

@@ -1,0 +1,128 @@
+"""The solvers as a user steers them: settings, work budgets (the same answer on every run), the
+hard stop, and the engines kept on disk."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+import pytest
+
+from deepmad import InputError
+from deepmad.cli import main
+from deepmad.presets import preset
+from deepmad.problem import Problem
+from deepmad.solvers import Settings, cache, solve
+from deepmad.solvers.engine import Engine
+from deepmad.solvers.pipeline import STEPS
+from deepmad.space import DesignSpace
+
+SPACE = DesignSpace(block="bottleneck", resolution=64, strides=(2, 2, 2), depths=((1, 3),) * 3, stem_channels=(16, 32),
+                    channels=(16, 128), kernels=(3, 5))
+PROBLEM = Problem(SPACE, flops=3e7, params=3e5, rho=0.5)
+
+
+@pytest.fixture
+def own_cache(tmp_path, monkeypatch):
+    """An empty engine folder, and no engine held in this process."""
+    monkeypatch.setenv("DEEPMAD_CACHE", str(tmp_path / "engines"))
+    monkeypatch.setattr(cache, "_held", type(cache._held)())
+    return tmp_path / "engines"
+
+
+@pytest.mark.parametrize("field, value", [("search_share", 1.5), ("plan_share", 0.0), ("search_kicks", -1), ("dual_points", 0),
+                                          ("cost_line", float("nan")), ("chain_solves", 2.5), ("survivors", True)])
+def test_settings_refuse_a_bad_value_naming_the_field(field, value):
+    with pytest.raises(InputError, match=f"settings.{field}"):
+        Settings(**{field: value})
+
+
+def test_settings_are_keyword_only_frozen_and_checked_by_solve():
+    with pytest.raises(TypeError):
+        Settings(0.5)  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Settings().plan_share = 0.9  # type: ignore[misc]
+    with pytest.raises(InputError, match="settings"):
+        solve(PROBLEM, settings={"plan_share": 0.5})  # type: ignore[arg-type]
+
+
+def test_the_work_planned_is_the_share_of_the_time_limit_settings_give():
+    """Each step reports the work it did (reference seconds); in all, about ``plan_share`` of the
+    limit, whatever the machine's load; a step runs only where the steps before left a gap."""
+    for share in (0.1, 0.3):
+        solution = solve(PROBLEM, method="large", time_limit=10, settings=Settings(plan_share=share, colgen_share=0.1))
+        assert set(solution.work) <= {step.name for step in STEPS}
+        assert list(solution.work) == [s.name for s in STEPS][:len(solution.work)]  # in the declared order
+        assert 0.5 * share * 10 <= sum(solution.work.values()) <= 1.1 * share * 10 or solution.status == "optimal"
+        assert solution.bound >= solution.objective and solution.check.feasible
+
+
+def test_the_same_solve_gives_the_same_answer_from_a_built_and_a_stored_engine(own_cache):
+    settings = Settings(plan_share=0.2)
+    first = solve(PROBLEM, method="large", time_limit=10, settings=settings)
+    assert len(list(own_cache.glob("*.npz"))) == 1
+    cache._held.clear()  # the second solve reads the engine back from disk
+    second = solve(PROBLEM, method="large", time_limit=10, settings=settings)
+    assert second.architecture == first.architecture and second.bound == first.bound and second.work == first.work
+    assert second.status == first.status
+
+
+def _arrays(engine: Engine) -> dict[str, np.ndarray]:
+    return cache._arrays(engine)
+
+
+def test_a_stored_engine_is_the_built_one_and_a_damaged_file_is_rebuilt(own_cache):
+    built = Engine.of(PROBLEM)
+    stored = cache.engine_of(PROBLEM)
+    (path,) = own_cache.glob("*.npz")
+    cache._held.clear()
+    read = cache.engine_of(PROBLEM)
+    assert read is not stored and read.key == built.key
+    for name, value in _arrays(built).items():
+        assert np.array_equal(_arrays(read)[name], value), name
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte: the digest (or the archive) refuses it
+    path.write_bytes(bytes(data))
+    cache._held.clear()
+    rebuilt = cache.engine_of(PROBLEM)
+    for name, value in _arrays(built).items():
+        assert np.array_equal(_arrays(rebuilt)[name], value), name
+    assert cache._read(PROBLEM) is not None  # written whole again
+
+
+def test_an_engine_of_other_rules_is_another_file(own_cache):
+    cache.engine_of(PROBLEM)
+    cache.engine_of(dataclasses.replace(PROBLEM, flops=2e7))  # budgets are not the engine's business
+    assert len(list(own_cache.glob("*.npz"))) == 1
+    cache.engine_of(dataclasses.replace(PROBLEM, nondecreasing=False))
+    cache.engine_of(dataclasses.replace(PROBLEM, space=dataclasses.replace(SPACE, kernels=(3,))))
+    assert len(list(own_cache.glob("*.npz"))) == 3
+
+
+def test_the_cache_command_reports_and_clears_the_folder(own_cache, capsys):
+    cache.engine_of(PROBLEM)
+    assert main(["cache"]) == 0
+    shown = capsys.readouterr().out
+    assert f"{own_cache}: 1 engine file," in shown
+    assert main(["cache", "--clear"]) == 0
+    capsys.readouterr()
+    assert list(own_cache.glob("*.npz")) == [] and cache.usage() == (0, 0)
+
+
+def test_the_cache_keeps_under_its_size_limit(own_cache, monkeypatch):
+    cache.engine_of(PROBLEM)
+    (first,) = own_cache.glob("*.npz")
+    monkeypatch.setenv("DEEPMAD_CACHE_MB", str(1.5 * first.stat().st_size / (1 << 20)))
+    time.sleep(0.01)
+    cache.engine_of(dataclasses.replace(PROBLEM, space=dataclasses.replace(SPACE, kernels=(3,))))
+    kept = list(own_cache.glob("*.npz"))
+    assert len(kept) == 1 and kept[0] != first  # the least recently used file went
+
+
+def test_stop_at_is_a_hard_stop_with_an_honest_bound():
+    problem = preset("deepmad-r18")
+    began = time.perf_counter()
+    solution = solve(problem, time_limit=60, stop_at=began + 3)
+    assert time.perf_counter() - began < 5
+    assert solution.status == "time_limit" and solution.check.feasible and solution.bound >= solution.objective
