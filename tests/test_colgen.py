@@ -65,6 +65,7 @@ def _within_budgets(problem: Problem, check) -> bool:
             and (problem.latency is None or check.latency_ms <= problem.latency))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index", range(3))
 def test_entropy_caps_hold_for_every_feasible_design(index):
     """With and without a neighbouring problem's best caps multipliers tried first (``hint``)."""
@@ -103,11 +104,12 @@ def test_every_rounds_bound_bounds_the_optimum(problem):
     assert result.bound == pytest.approx(result.lp, rel=1e-4)
 
 
+@pytest.mark.slow
 @settings(max_examples=5, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(BLOCKS), st.floats(0.3, 0.9), st.floats(0.3, 0.9), st.sampled_from([0.3, 0.5, None]))
 def test_the_large_method_proves_the_same_optimum_as_the_whole_program(block, f_share, p_share, rho):
     space = _space(block)
-    free = solve(Problem(space, rho=rho), method="milp")
+    free = solve(Problem(space, rho=rho), method="large")  # the budgets' scale only
     problem = Problem(space, flops=f_share * free.check.flops, params=p_share * free.check.params, rho=rho)
     whole = solve(problem, method="milp")
     if whole.status == "infeasible":
@@ -120,11 +122,12 @@ def test_the_large_method_proves_the_same_optimum_as_the_whole_program(block, f_
     assert problem.check(large.architecture).objective == large.objective
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block", ["bottleneck", "inverted_residual_se"])
 @pytest.mark.parametrize("share", [0.6, 0.85])
 def test_the_large_method_with_a_latency_budget_proves_the_same_optimum(block, share):
     space = _space(block)
-    free = solve(Problem(space, rho=0.5), method="milp")
+    free = solve(Problem(space, rho=0.5), method="large")  # the budgets' scale only
     problem = _with_latency(Problem(space, flops=0.7 * free.check.flops, params=0.7 * free.check.params, rho=0.5), share)
     whole, large = solve(problem, method="milp"), solve(problem, method="large")
     assert whole.status == large.status == "optimal"
@@ -163,6 +166,7 @@ def test_smallest_costs_are_brute_forces(index):
         assert least["latency"] == pytest.approx(min(c.latency_ms for c in checks), rel=1e-9)
 
 
+@pytest.mark.slow
 def test_a_preset_with_an_impossible_budget_names_it_and_its_smallest_value():
     problem = dataclasses.replace(preset("deepmad-r18"), flops=1e6)
     solution = solve(problem, time_limit=20)
@@ -172,6 +176,7 @@ def test_a_preset_with_an_impossible_budget_names_it_and_its_smallest_value():
     assert short.smallest == colgen.smallest_costs(Engine.of(problem), problem)["flops"]
 
 
+@pytest.mark.slow
 def test_end_widths_no_design_can_afford_get_a_zero_cap_and_the_methods_still_agree():
     space = _space("inverted_residual_se", channels=(16, 96), strides=(1, 2, 2))  # wide ends cannot be afforded
     free = solve(Problem(space, rho=0.5), method="large")
@@ -218,6 +223,7 @@ def test_a_solve_started_from_a_solution_starts_from_its_multipliers():
     assert second.objective == pytest.approx(solve(problem, method="milp").objective, rel=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rounds", [3, 500])
 def test_a_certificate_bounds_every_problem_whose_designs_are_among_its_own(rounds):
     """Column generation's bound moved to tighter budgets (rho0 included) by its multipliers is

@@ -92,6 +92,7 @@ def _multipliers(problem, draw) -> dict:
     return y
 
 
+@pytest.mark.slow
 @settings(max_examples=8, deadline=None)
 @given(st.sampled_from(range(len(PROBLEMS))), st.lists(st.floats(0.0, 1.0), min_size=10, max_size=10))
 def test_the_bound_is_never_below_any_designs_lagrangian_value_and_is_attained_on_a_fine_grid(which, draw):

@@ -85,6 +85,7 @@ def _designs(problem: Problem):
             yield arch, found
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("problem", PROBLEMS)
 def test_a_designs_options_add_up_to_its_accounting_and_latency(problem):
     engine = Engine.of(problem)
@@ -151,6 +152,7 @@ def test_the_depth_envelope_is_the_maximum_over_depths():
             assert slopes[at] * r + intercepts[at] == pytest.approx(direct) or direct == -np.inf
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", [0, 1, 3])
 def test_longest_paths_are_the_best_priced_design_and_fixing_keeps_exactly_the_designs_above_a_floor(which):
     """At random prices: the path bound is the largest priced value of any design (brute force),

@@ -1014,6 +1014,7 @@ def test_the_cli_vocabulary_reaches_success_and_each_kind_of_failure(cli_sandbox
         assert status == expected, (argv, err)
 
 
+@pytest.mark.slow
 @_settings(600)
 @given(argvs)
 @example(["import-table", "conv_data.fp16.out", "--device", "", "-o", "x.jsonl"])  # found: wrote a table that does not load

@@ -109,6 +109,7 @@ def test_tinynas_rows_are_parsed_as_literals_and_failed_ones_left_out(tmp_path):
         import_tinynas(path)
 
 
+@pytest.mark.slow
 def test_v100_fp16_held_out_rows_are_predicted_within_5_percent():
     imported = import_tinynas(V100 / "conv_data.fp16.out")
     assert imported.failed > 0 and len(imported.table.rows) > 80_000
@@ -215,6 +216,7 @@ def test_a_binding_latency_budget_is_met_and_moves_the_optimum():
     assert objectives[0.8] < objectives[1.0] < objectives[1.2] <= free.objective
 
 
+@pytest.mark.slow
 def test_latency_budget_agrees_with_brute_force():
     problem = small_problem(flops=3e6)
     model = LatencyModel.of(synthetic_table(problem))
@@ -224,6 +226,7 @@ def test_latency_budget_agrees_with_brute_force():
     assert exact.objective == pytest.approx(brute.objective, rel=1e-9)
 
 
+@pytest.mark.slow
 def test_an_impossible_latency_names_the_smallest_latency_the_space_allows():
     problem = small_problem()
     model = LatencyModel.of(synthetic_table(problem))
@@ -299,6 +302,7 @@ PROFILE = [sys.executable, "-m", "deepmad", "profile", "--block", "basic", "--st
            "--channels", "16:64", "--stem-channels", "16:16", "--depth", "1:2", "--kernels", "3,5", "--calibrate", "0"]
 
 
+@pytest.mark.slow
 def test_an_interrupted_profile_resumes_without_repeating_rows(tmp_path):
     out = tmp_path / "t.jsonl"
     proc = subprocess.Popen([*PROFILE, "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

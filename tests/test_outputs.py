@@ -108,6 +108,7 @@ def _design_process(folder: Path, *extra: str) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow
 def test_killing_design_never_leaves_a_partial_or_unverified_model_file(tmp_path):
     reference_dir = tmp_path / "reference"
     reference_dir.mkdir()
@@ -136,6 +137,7 @@ def test_killing_design_never_leaves_a_partial_or_unverified_model_file(tmp_path
             assert (folder / "model.py").read_bytes() in ((reference, old) if replacing else (reference,))
 
 
+@pytest.mark.slow
 def test_design_outputs_are_the_same_bytes_on_every_run(tmp_path, capsys):
     results = []
     for run_ in ("a", "b"):
@@ -161,6 +163,7 @@ def _interrupted_design(folder: Path, presses: int) -> tuple[int, str]:
     return proc.returncode, out + err
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_solve_returns_the_best_design_marked_not_proven(tmp_path):
     status, output = _interrupted_design(tmp_path, presses=1)
     assert status == 0, output
@@ -171,6 +174,7 @@ def test_ctrl_c_during_a_solve_returns_the_best_design_marked_not_proven(tmp_pat
     assert "def build_model" in (tmp_path / "model.py").read_text() and arch.stages
 
 
+@pytest.mark.slow
 def test_a_second_ctrl_c_stops_at_once_without_output(tmp_path):
     status, output = _interrupted_design(tmp_path, presses=2)
     assert status == 130 and output.strip().endswith("deepmad: interrupted") and "Traceback" not in output

@@ -172,6 +172,7 @@ def assert_agree(problem: Problem, milp: Solution, brute: Solution) -> None:
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @settings(
     max_examples=EXAMPLES,
     deadline=None,

@@ -140,6 +140,7 @@ def test_a_front_marks_references_and_labels_its_axes():
     assert page.count("<tr") == 1 + 2 + 2  # header, two points, reference header and row
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_sweep_and_keeps_its_finished_points(tmp_path):
     import os
     import signal

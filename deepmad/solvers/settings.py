@@ -33,7 +33,7 @@ class Settings:
     own_share: float = 0.3
     """Share of the work for the exact solve at the first design's widths."""
 
-    dual_share: float = 0.1
+    dual_share: float = 0.25
     """Share of the work for the Lagrangian dual with exact entropy products (its bound, and the
     widths of its designs)."""
 
@@ -41,7 +41,7 @@ class Settings:
     """Share of the work for the climb over width chains (each neighbour at the incumbent's depths,
     each better chain's depths solved exactly)."""
 
-    colgen_share: float = 0.25
+    colgen_share: float = 0.1
     """Share of the work for column generation (the LP bound and reduced-cost fixing, which prove
     optima on spaces whose LP is tight)."""
 
