@@ -598,9 +598,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", metavar="TABLE", help="cost table file, or the device name of an imported table (see 'deepmad tables')")
     p.add_argument("--batch", type=_positive_int, metavar="N", help="batch size whose table rows predict latency (default 1, or the table's only one)")
     p.add_argument("--time-limit", type=float, default=60.0, metavar="S",
-                   help="seconds for the whole command (default 60): the solve's work is planned from it, so the same "
-                        "command gives the same design on a busy machine; on a preset, 10 s beats the published "
-                        "DeepMAD design and 60 s comes within a few percent of the best design known")
+                   help="seconds for the whole command, a hard stop (default 60): the solve plans 60%% of it as work "
+                        "counted in operations, not time, so the same command gives the same design on a machine up "
+                        "to about 1.5x slower; on a preset (2 cores), 10 s takes 7-10 s and beats the published DeepMAD "
+                        "design, 60 s takes 30-45 s and comes within 1.5%% of the best design known")
     p.add_argument("--gap", type=float, default=1e-5, help="relative optimality gap to stop at (default 1e-5)")
     p.add_argument("--method", choices=("auto", "milp", "large"), default="auto",
                    help="milp: the whole program on HiGHS; large: any space size (local search, exact solves at "
