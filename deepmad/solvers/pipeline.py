@@ -7,8 +7,11 @@ The steps run in the order of :data:`STEPS`; each is given a share of the
 solve's work (:class:`deepmad.solvers.settings.Settings`), in reference
 seconds, plus what the steps before it left unused, and turns it into a
 count of what it does (moves, passes, knapsacks, rounds). No step reads the
-clock to decide what to do; the time limit only stops a solve that a loaded
-machine made late.
+clock to decide what to do; the clock only stops: the solve at its time
+limit, a step that runs :data:`OVERRUN` times longer than its work, and the
+exact MILP over the options column generation keeps, which HiGHS runs until
+the step's stop. On a machine much slower than the reference these stops can
+change the design; below them, the same problem gives the same design.
 
 1. ``search``: the local search (:mod:`deepmad.solvers.search`) from the
    start design (a warm start, or a wide shallow one): a first incumbent.
