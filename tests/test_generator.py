@@ -411,3 +411,19 @@ def test_write_into_missing_folder_is_an_input_error(tmp_path):
     with pytest.raises(deepmad.InputError):
         gen.write(small_arch("basic"), tmp_path / "missing" / "model.py")
     assert os.listdir(tmp_path) == []
+
+
+def test_the_measurer_process_counts_as_measure_does_after_its_warm_up():
+    """The second process a design command starts (torch imported and warmed up during the solve)
+    gives the same counts as measuring here, for a network with every block type."""
+    from generators.pytorch import Measurer, measure, render
+
+    stages = tuple(Stage(name, channels=24, inner=16, kernel=5, depth=2, stride=2) for name in BLOCK_TYPES)
+    text = render(Architecture(stem=Stem(channels=16), stages=stages, resolution=64))
+    measurer = Measurer()
+    try:
+        assert measurer.proc is not None
+        assert measurer.measure(text) == measure(text)
+        assert measurer.proc is None  # one measurement per process
+    finally:
+        measurer.close()
