@@ -176,3 +176,74 @@ def test_at_fixed_widths_and_depths_one_knapsack_gives_the_best_design_there(whi
     for (chain, depths), objective in list(best.items())[::7]:
         found = fw.at_depths(Widths.of(engine, chain), list(depths), floor=-math.inf)
         assert found is not None and found[1].objective == pytest.approx(objective, rel=1e-9)
+
+
+def _box(engine, draw) -> dual.Allowed:
+    """A box of widths drawn from ``draw`` (shares in [0, 1]): per place, an interval of its widths."""
+    box = dual.Allowed.whole(engine)
+    boxes = []
+    for place, n in zip(range(-1, len(box.sizes) - 1), box.sizes):
+        lo = min(int(draw[2 * place + 2] * n), n - 1)
+        hi = min(lo + int(draw[2 * place + 3] * (n - lo)), n - 1)
+        boxes.append((place, lo, hi))
+    return dual.Allowed(tuple(boxes), box.sizes)
+
+
+def _inside(engine, box: dual.Allowed, chain: tuple[int, ...]) -> bool:
+    tables = [engine.stem.widths] + [t.widths for t in engine.stages]
+    return all(lo <= int(np.searchsorted(w, c)) <= hi for w, c, (lo, hi) in
+               zip(tables, chain, (box.interval(q) for q in range(-1, len(tables) - 1))))
+
+
+@pytest.mark.slow
+@settings(max_examples=8, deadline=None)
+@given(st.sampled_from(range(len(PROBLEMS))), st.lists(st.floats(0.0, 1.0), min_size=10, max_size=10),
+       st.lists(st.floats(0.0, 1.0), min_size=10, max_size=10))
+def test_a_box_of_widths_bounds_every_design_it_allows_and_its_design_lies_in_it(which, draw, shares):
+    """The branch and bound's node bound: over the designs whose widths a box allows, at least their
+    best Lagrangian value on any grid (brute force), attained on a fine grid by a design in the box."""
+    problem, t = PROBLEMS[which], _table(which)
+    engine, _, program = _parts(problem)
+    box = _box(engine, shares)
+    y = _multipliers(problem, draw)
+    rows = program.rows() + [program.tangent(k[1], k[2]) for k in y if k[0] == "rho"]
+    inside = np.array([_inside(engine, box, _widths(arch)) for arch in t["arch"]])
+    if not inside.any():  # the box allows no design of the space (widths that never chain)
+        assert dual.relax(engine, program, rows, y, points=8, allowed=box).bound < -1e20
+        return
+    top = _lagrangian(which, y)[inside].max()
+    assert dual.relax(engine, program, rows, y, points=2, allowed=box).bound >= top - 1e-9 * abs(top)
+    fine = dual.relax(engine, program, rows, y, points=400, allowed=box)
+    assert fine.bound == pytest.approx(top, rel=2e-4)
+    assert _inside(engine, box, fine.widths(engine))
+
+
+@pytest.mark.parametrize("which", range(len(PROBLEMS)))
+def test_the_halves_of_a_box_bound_their_designs_and_never_exceed_the_whole(which):
+    problem, t = PROBLEMS[which], _table(which)
+    engine, _, program = _parts(problem)
+    whole = dual.dual(engine, program, {}, passes=25, points=8, patience=25, tolerance=5e-4)
+    box = dual.Allowed.whole(engine)
+    place = len(engine.stages) - 1
+    for half in box.split(place, box.sizes[-1] // 2 + 1 if box.sizes[-1] > 2 else 1):
+        found = dual.dual(engine, program, whole.multipliers, passes=10, points=8, patience=10, tolerance=5e-4, allowed=half)
+        assert found.bound <= whole.bound + 1e-9 * abs(whole.bound)
+        feasible = [o for a, ok, o in zip(t["arch"], t["feasible"], t["objective"]) if ok and _inside(engine, half, _widths(a))]
+        if feasible:
+            assert found.bound >= max(feasible) - 1e-9 * abs(max(feasible))
+
+
+@pytest.mark.parametrize("which", range(len(PROBLEMS)))
+def test_branching_over_widths_proves_the_optimum_without_column_generation(which):
+    """From the worst feasible design, with the dual and the branch and bound only: the dual leaves
+    a gap on these spaces, and the branch and bound over boxes of widths closes it (brute force gives
+    the optimum)."""
+    from deepmad.solvers import Settings, solve
+
+    problem, t = PROBLEMS[which], _table(which)
+    best = t["objective"][t["feasible"]].max()
+    worst = t["arch"][int(np.argmin(np.where(t["feasible"], t["objective"], np.inf)))]
+    only = Settings(search_share=0.0, own_share=0.0, colgen_share=0.0, dual_share=0.1, branching_share=0.9, widths_share=0.0)
+    solution = solve(problem, method="large", time_limit=60, settings=only, start=worst)
+    assert solution.status == "optimal" and solution.objective == pytest.approx(best, rel=1e-9)
+    assert solution.work.get("branching", 0.0) > 0.0

@@ -32,7 +32,8 @@ def own_cache(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("field, value", [("search_share", 1.5), ("plan_share", 0.0), ("search_kicks", -1), ("dual_points", 0),
-                                          ("cost_line", float("nan")), ("chain_solves", 2.5), ("survivors", True)])
+                                          ("cost_line", float("nan")), ("chain_solves", 2.5), ("node_solves", -1),
+                                          ("survivors", True)])
 def test_settings_refuse_a_bad_value_naming_the_field(field, value):
     with pytest.raises(InputError, match=f"settings.{field}"):
         Settings(**{field: value})

@@ -55,8 +55,52 @@ class Relaxed:
         return engine.design(problem, self.stem, self.stages)
 
 
-def relax(engine: Engine, program: Program, rows: list[Row], y: dict[tuple, float], *, points: int) -> Relaxed:
-    """The Lagrangian bound at multipliers ``y`` (by row key) and its design (module docstring)."""
+EXCLUDED = -1e30
+"""The value a pass gives widths outside its node: finite, so that interpolating over it stays a number."""
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """A box of widths: per place (``-1`` the stem, ``j`` stage ``j``) an interval ``(lo, hi)`` of
+    indices into that table's widths, both included; the whole table where a place is missing."""
+
+    boxes: tuple[tuple[int, int, int], ...]  # (place, lo, hi), sorted by place
+    sizes: tuple[int, ...]  # the number of widths of the stem, then of every stage
+
+    @classmethod
+    def whole(cls, engine: Engine) -> "Allowed":
+        return cls((), (len(engine.stem.widths), *(len(t.widths) for t in engine.stages)))
+
+    def interval(self, place: int) -> tuple[int, int]:
+        for q, lo, hi in self.boxes:
+            if q == place:
+                return lo, hi
+        return 0, self.sizes[place + 1] - 1
+
+    def mask(self, place: int) -> np.ndarray:
+        lo, hi = self.interval(place)
+        out = np.zeros(self.sizes[place + 1], dtype=bool)
+        out[lo:hi + 1] = True
+        return out
+
+    def chain(self, engine: Engine) -> tuple[int, ...]:
+        """The widths of a box of one width per place."""
+        lo = [self.interval(q)[0] for q in range(-1, len(self.sizes) - 1)]
+        return (int(engine.stem.widths[lo[0]]), *(int(t.widths[m]) for t, m in zip(engine.stages, lo[1:])))
+
+    def split(self, place: int, at: int) -> tuple["Allowed", "Allowed"]:
+        """The two boxes with the place's interval cut before index ``at``."""
+        lo, hi = self.interval(place)
+        assert lo < at <= hi
+        rest = tuple(b for b in self.boxes if b[0] != place)
+        return (Allowed(tuple(sorted(rest + ((place, lo, at - 1),))), self.sizes),
+                Allowed(tuple(sorted(rest + ((place, at, hi),))), self.sizes))
+
+
+def relax(engine: Engine, program: Program, rows: list[Row], y: dict[tuple, float], *, points: int,
+          allowed: "Allowed | None" = None) -> Relaxed:
+    """The Lagrangian bound at multipliers ``y`` (by row key) and its design (module docstring), over
+    the designs whose widths ``allowed`` allows (all where ``None``)."""
     ctx: Context = program.context
     prices = program.prices(y, rows)
     moment, moments = prices.moment_value()
@@ -83,6 +127,8 @@ def relax(engine: Engine, program: Program, rows: list[Row], y: dict[tuple, floa
     e0, f0, q0, t0, n0, _, _ = prices.stage(-1)
     value = ((grid[0][None, :] + shifts[-1][:, None]) * stem.entropy[:, None]
              + (f0 * stem.flops + q0 * stem.params + t0 * stem.latency + n0)[:, None])
+    if allowed is not None:
+        value[~allowed.mask(-1)] = EXCLUDED
     widths = stem.widths
     traces = []
     for j, t in enumerate(engine.stages):
@@ -94,6 +140,8 @@ def relax(engine: Engine, program: Program, rows: list[Row], y: dict[tuple, floa
         Z[idx[ok]] = value[ok]
         pr = price(t, StagePrices(V, f, q, lat, n, dp, dq), Z)
         best = pr.best + pr.head
+        if allowed is not None:
+            best[~allowed.mask(j)] = EXCLUDED
         traces.append(pr)
         after = grid[j + 1] if j + 1 < M else np.zeros(1)
         if len(V) > 1:
@@ -163,7 +211,7 @@ def objective_part(engine: Engine, program: Program, r: Relaxed, q: dict[tuple, 
 
 
 def dual(engine: Engine, program: Program, start: dict[tuple, float], *, passes: int, points: int, patience: int,
-         tolerance: float, beat: float = math.inf, deadline: float = math.inf) -> Dual:
+         tolerance: float, beat: float = math.inf, deadline: float = math.inf, allowed: Allowed | None = None) -> Dual:
     """Minimise :func:`relax`'s bound over the multipliers, from ``start``, for at most ``passes``
     passes, or until the cutting-plane model promises less than ``tolerance`` (relative) more, or
     after ``patience`` passes with no bound below ``beat`` (another method's bound).
@@ -198,7 +246,7 @@ def dual(engine: Engine, program: Program, start: dict[tuple, float], *, passes:
     done = last_gain = 0
     while done < passes and not interrupt.past(deadline):
         y = multipliers(x)
-        r = relax(engine, program, list(rows.values()), y, points=points)
+        r = relax(engine, program, list(rows.values()), y, points=points, allowed=allowed)
         done += 1
         designs.append(r)
         q = quantities(engine, program, r)

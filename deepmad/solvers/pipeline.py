@@ -25,7 +25,14 @@ change the design; below them, the same problem gives the same design.
 4. ``dual``: the Lagrangian dual with exact entropy products, started from
    column generation's duals (:mod:`deepmad.solvers.dual`): a bound, and the
    width chains of the designs its passes trace.
-5. ``widths``: a best-first search over width chains (the dual's, and the
+5. ``branching``: a best-first branch and bound over boxes of widths (an
+   interval of output widths per stage and for the stem), each bounded by
+   the dual over the designs it allows, split where its bound is largest;
+   the width chains its boxes' passes trace are solved exactly. Its open
+   boxes bound every design: this closes what the dual alone leaves (the
+   Lagrangian duality gap), and finds designs in widths the whole space's
+   dual never traces.
+6. ``widths``: a best-first search over width chains (the dual's, and the
    neighbours of the incumbent's), each ranked by a Lagrangian bound at the
    dual's multipliers and solved exactly best bound first.
 """
@@ -309,6 +316,91 @@ def _neighbours(state: State, chain: tuple[int, ...]) -> list[tuple[int, ...]]:
     return out
 
 
+def branching(state: State, work: float) -> float:
+    """Best-first branch and bound over boxes of widths. A box allows, per place (the stem, each
+    stage), an interval of output widths; its bound is the Lagrangian dual over the designs it
+    allows (:func:`deepmad.solvers.dual.dual`, from its parent's multipliers, for
+    :attr:`Settings.node_passes` passes), never above its parent's. The open box of largest bound
+    is split in two at the middle of its widest interval (:func:`_place`), and the width chains its
+    children's passes trace are solved exactly (at most :attr:`Settings.node_solves` knapsacks
+    each): a box's designs lie in widths the whole space's dual never traces. A box of one chain is
+    solved exactly. The largest bound of the boxes still open (and of chains not proven) bounds
+    every design."""
+    if state.design is None or not math.isfinite(state.bound):
+        return 0.0
+    s = state.settings
+    engine = state.engine
+    fw = _fixed(state)
+    before = fw.spent
+    per_pass = _pass_cost(state, s.dual_points)
+    passes = 0
+
+    def spent() -> float:
+        return fw.spent - before + passes * per_pass
+
+    # A box is ranked by its own dual bound (the whole space's unknown here: infinite), which may lie
+    # above the bound another step proved.
+    heap = [(-math.inf, 0, dual_module.Allowed.whole(engine), state.multipliers)]
+    count = 1
+    unresolved = -math.inf  # the bounds of single chains not proven
+
+    def tighten() -> None:  # what the boxes still open (and the chains not proven) leave
+        state.tighten(max(-heap[0][0] if heap else -math.inf, unresolved, state.objective), "branching")
+
+    while heap and spent() < work and not state.stopped():
+        top = -heap[0][0]
+        if top <= state.objective:
+            break
+        _, _, box, y = heapq.heappop(heap)
+        place = _place(box)
+        if place is None:  # one width chain: solved exactly
+            chain = box.chain(engine)
+            w = Widths.of(engine, chain)
+            if w is not None:
+                found = _fixed(state).solve(w, floor=state.objective, multipliers=fw.multipliers or y, deadline=state.until,
+                                            work=work - spent())
+                state.offer(found.design, "branching")
+                if not found.proven:
+                    unresolved = max(unresolved, top)
+            tighten()
+            continue
+        lo, hi = box.interval(place)
+        for child in box.split(place, (lo + hi + 1) // 2):
+            if spent() >= work or state.stopped():
+                heapq.heappush(heap, (-top, count, child, y))  # not bounded yet: its parent's bound
+                count += 1
+                continue
+            passes_left = max(1, min(s.node_passes, int((work - spent()) / per_pass)))
+            found = dual_module.dual(engine, state.program, y, passes=passes_left, points=s.dual_points, patience=s.node_passes,
+                                     tolerance=s.dual_tolerance, deadline=state.until, allowed=child)
+            passes += found.passes
+            bound = min(found.bound, top)
+            for r in found.designs[:s.node_chains]:
+                if bound <= state.objective or spent() >= work or state.stopped():
+                    break
+                chain = r.widths(engine)
+                w = Widths.of(engine, chain)
+                if w is not None and chain not in state.solved_chains and fw.bound(w, found.multipliers) > state.objective:
+                    _solve_chain(state, chain, work - spent(), start=tuple(d for *_, d in r.stages), step="branching",
+                                 solves=s.node_solves)
+            if bound > state.objective:
+                heapq.heappush(heap, (-bound, count, child, found.multipliers if found.passes else y))
+                count += 1
+        tighten()
+    tighten()
+    return spent()
+
+
+def _place(box: "dual_module.Allowed") -> int | None:
+    """Where a box is split: the place (a stage, or the stem) whose interval holds the most widths,
+    the last such stage on a tie (late widths set most of the cost); ``None`` where the box is one
+    width chain."""
+    places = range(len(box.sizes) - 2, -2, -1)
+    place = max(places, key=lambda q: box.interval(q)[1] - box.interval(q)[0])
+    lo, hi = box.interval(place)
+    return place if hi > lo else None
+
+
 def column_generation(state: State, work: float) -> float:
     """Column generation's bound and duals (the dual's start), and where it leaves few enough options
     that can beat the incumbent, the exact MILP over them: a proof."""
@@ -356,6 +448,7 @@ STEPS: tuple[Step, ...] = (
     Step("own widths", lambda s: s.own_share, own_widths),
     Step("column generation", lambda s: s.colgen_share, column_generation),
     Step("dual", lambda s: s.dual_share, lagrangian_dual),
+    Step("branching", lambda s: s.branching_share, branching),
     Step("widths", lambda s: s.widths_share, widths),
 )
 """The large-space method's steps, in order (see the module docstring)."""
