@@ -94,3 +94,28 @@ def test_progress_is_one_line_per_event_on_standard_error_and_verbose_adds_the_s
     assert main(["design", *SMALL, "--flops", "2M", "--verbose"]) == 0
     captured = capfd.readouterr()
     assert "HiGHS" in captured.out + captured.err
+
+
+def test_the_time_limit_counts_from_the_process_start_only_for_the_process_own_command(tmp_path, monkeypatch, capsys):
+    """`deepmad design` as the process's command counts starting Python and the imports against
+    --time-limit; `main(argv)` called in an older process (a notebook, a test run) counts from the
+    call: a process older than the limit still gets the solve it asked for, not a 0.1 s one."""
+    import sys
+    import time
+
+    from deepmad import cli
+
+    stops = []
+    real = cli.solve
+
+    def spy(problem, **kwargs):
+        stops.append(kwargs["stop_at"] - time.perf_counter())
+        return real(problem, **kwargs)
+
+    monkeypatch.setattr(cli, "solve", spy)
+    monkeypatch.setattr(cli, "_process_age", lambda: 1000.0)
+    argv = ["design", *SMALL, "--flops", "2M", "--time-limit", "20", "--json", str(tmp_path / "r.json"), "--force"]
+    assert main(argv) == 0
+    monkeypatch.setattr(sys, "argv", ["deepmad", *argv])
+    assert main() == 0
+    assert 18 < stops[0] <= 19.5 and stops[1] <= 0.1
