@@ -14,13 +14,14 @@ import math
 import os
 import sys
 import re
+import shlex
 import time
 from pathlib import Path
 from typing import Sequence
 
 from hwmodels.table import TableError
 
-from . import tinynas
+from . import __version__, tinynas
 from .architecture import Architecture
 from .blocks import BLOCK_TYPES
 from .entropy import Scoring
@@ -30,6 +31,7 @@ from .latency import LatencyModel, find_table, installed_tables, load_model, tab
 from .presets import PRESETS, preset
 from .problem import Problem
 from .report import metrics, table
+from .solution import load_design, record
 from .solvers import solve
 from .solvers.progress import Progress
 from .space import DesignSpace
@@ -81,7 +83,7 @@ def _positive_int(text: str) -> int:
 
 
 def _add_architecture_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("arch", nargs="?", metavar="ARCH", help="architecture JSON file")
+    p.add_argument("arch", nargs="?", metavar="ARCH", help="architecture JSON file, or the result JSON of `deepmad design --json`")
     p.add_argument("--tinynas", metavar="FILE", help="read a TinyNAS structure file instead of ARCH")
     p.add_argument("--resolution", type=_positive_int, metavar="N", help="input side for --tinynas (required with it)")
 
@@ -97,7 +99,8 @@ def _load_architecture(args: argparse.Namespace) -> Architecture:
         raise InputError("ARCH", "missing: give an architecture JSON file, or --tinynas FILE --resolution N")
     if args.resolution is not None:
         raise InputError("--resolution", "only used with --tinynas; an architecture JSON file holds its own resolution")
-    return Architecture.load(args.arch)
+    arch, args.record = load_design(args.arch)
+    return arch
 
 
 _SCORING_OPTIONS = {"alpha": "--alpha", "beta": "--beta", "penalty_stages": "--penalty-stages", "resolution": "--score-resolution"}
@@ -117,9 +120,17 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from generators import pytorch  # torch is imported only where a model is built
 
     arch = _load_architecture(args)
-    text = pytorch.render(arch)
+    if Path(args.out).suffix.lower() == ".onnx":
+        from generators import onnx
+
+        check_output(args.out, force=args.force)
+        onnx.write(arch, args.out, force=True)
+        _report_write(args.out, True, " (checked with ONNX Runtime)")
+        return 0
+    kept = getattr(args, "record", None)  # where ARCH is a design's result.json
+    text = pytorch.render(arch, record=kept)
     if not holds(args.out, text.encode("utf-8"), force=args.force) and args.verify:  # refuse before the torch check
-        text = pytorch.verified(arch)
+        text = pytorch.verified(arch, record=kept)
     _report_write(args.out, atomic_write_text(args.out, text, force=args.force), " (verified with torch)" if args.verify else "")
     return 0
 
@@ -266,6 +277,8 @@ def _design(args: argparse.Namespace, measurer) -> int:
     except InputError as exc:  # name the option the user typed
         raise _as_option(exc) from None
     out = solution.to_dict()
+    kept = record(problem, solution, command=shlex.join(["deepmad", *args.argv]))
+    out.update(kept)
     if solution.architecture is not None:
         out["metrics"] = metrics(solution.architecture, problem.scoring)
         if problem.latency_model is not None:
@@ -274,7 +287,7 @@ def _design(args: argparse.Namespace, measurer) -> int:
         if args.out:
             from generators import pytorch
 
-            pytorch.write(solution.architecture, args.out, verify=args.verify, force=True, measurer=measurer)
+            pytorch.write(solution.architecture, args.out, verify=args.verify, force=True, measurer=measurer, record=kept)
     if args.json == "-":
         print(json.dumps(out, indent=2, allow_nan=False))
     elif args.json:
@@ -349,6 +362,7 @@ def _cmd_tables(args: argparse.Namespace) -> int:
 
 
 def _cmd_profile(args: argparse.Namespace) -> int:
+    from hwmodels.calibrate import LEAST_DESIGNS
     from hwmodels.profile import print_progress, profile
     from hwmodels.table import save
 
@@ -356,6 +370,9 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     from .profiling import profile_units
 
     problem = _problem(args)
+    if 0 < args.calibrate < LEAST_DESIGNS:  # said before minutes of measuring, not after
+        raise InputError("--calibrate", f"needs 0 (no calibration) or at least {LEAST_DESIGNS} designs (it fits four terms), "
+                                        f"got {args.calibrate}")
     check_output(args.out, force=True)  # an existing table is completed, not replaced
     units = profile_units(problem)
 
@@ -572,6 +589,7 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="deepmad", description="Solver-driven CNN architecture design after DeepMAD.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks (accepted anywhere on the line)")
+    parser.add_argument("--version", action="version", version=f"deepmad {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -584,9 +602,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--penalty-stages", type=_int_list, metavar="J,K,..", help="0-based stages the depth penalty covers (default: last three for bottleneck/basic, all for inverted residuals)")
     p.set_defaults(func=_cmd_score)
 
-    p = sub.add_parser("generate", help="write a standalone PyTorch model file")
+    p = sub.add_parser("generate", help="write a standalone PyTorch model file, or an ONNX file")
     _add_architecture_args(p)
-    p.add_argument("-o", "--out", required=True, metavar="PATH", help="model file to write (.py)")
+    p.add_argument("-o", "--out", required=True, metavar="PATH",
+                   help="model file to write: .py (PyTorch), or .onnx (placeholder weights, checked with ONNX Runtime; "
+                        "needs pip install 'deepmad[onnx]')")
     p.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
                    help="build the model with torch and check params and MACs before writing (default: on)")
     p.add_argument("--force", action="store_true", help="replace an existing output file with other content")
@@ -738,6 +758,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         args.started = started
+        args.argv = argv
         return args.func(args)
     except SystemExit as exc:  # --help and --version print and stop
         return exc.code if isinstance(exc.code, int) else 0

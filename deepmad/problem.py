@@ -8,9 +8,10 @@ its objective is the accounting's, never a solver's own number.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .accounting import costs
 from .architecture import Architecture
@@ -98,6 +99,23 @@ class Problem:
             raise InputError("max_depth_spread", f"must be an integer >= 0 (0: all covered depths equal), got {shown(spread)}")
         if self.flops_convention not in ("tinynas", "macs"):
             raise InputError("flops_convention", f"must be 'tinynas' or 'macs', got {self.flops_convention!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The problem as plain JSON data, for the record of a design (``result.json``, the model
+        file): its name (a preset's, or empty), budgets (``flops`` in ``flops_convention``,
+        ``params`` without the classifier, ``latency_ms`` with its cost table), rules, scoring and
+        space."""
+        model = self.latency_model
+        return {
+            "name": self.name,
+            "budgets": {"flops": self.flops, "flops_convention": self.flops_convention, "params": self.params, "rho": self.rho,
+                        "max_layers": self.max_layers, "latency_ms": self.latency,
+                        "latency_table": model.name if model is not None else None},
+            "rules": {"nondecreasing": self.nondecreasing, "max_depth_spread": self.max_depth_spread},
+            "scoring": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self.scoring).items()},
+            "space": {k: [list(x) if isinstance(x, tuple) else x for x in v] if isinstance(v, tuple) else v
+                      for k, v in dataclasses.asdict(self.space).items()},
+        }
 
     def check(self, arch: Architecture) -> Check:
         """Re-score ``arch`` and list every constraint it breaks (space rules included)."""

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .architecture import Architecture
+from .errors import InputError, shown
+from .files import read_text
 from .problem import Check
 
 if TYPE_CHECKING:
+    from .problem import Problem
     from .solvers.colgen import Lagrangian
 
 Status = Literal["optimal", "time_limit", "interrupted", "infeasible"]
@@ -66,6 +71,8 @@ class Solution:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "format": RESULT_FORMAT,
+            "version": RESULT_VERSION,
             "status": self.status,
             "objective": self.objective,
             "bound": self.bound if math.isfinite(self.bound) else None,
@@ -76,3 +83,42 @@ class Solution:
             "shortfalls": [{"name": s.name, "limit": s.limit, "smallest": s.smallest if math.isfinite(s.smallest) else None}
                            for s in self.shortfalls],
         }
+
+
+RESULT_FORMAT = "deepmad-result"
+RESULT_VERSION = 1
+
+
+def record(problem: "Problem", solution: Solution, *, command: str) -> dict[str, Any]:
+    """Where a design comes from, as plain JSON data: the deepmad version, the ``command`` that
+    produced it, the problem (:meth:`Problem.to_dict`) and the certificate (status, objective,
+    bound, gap, method). Kept in ``result.json`` and in the model file (``DESIGN``); it holds no
+    timing, so the same command gives the same record."""
+    from . import __version__
+
+    def plain(x: float | None) -> float | None:  # not numpy's floats, whose repr is no literal
+        return None if x is None or not math.isfinite(x) else float(x)
+
+    return {"deepmad_version": __version__, "command": command, "problem": problem.to_dict(), "status": solution.status,
+            "objective": plain(solution.objective), "bound": plain(solution.bound), "gap": plain(solution.gap),
+            "method": solution.method}
+
+
+def load_design(path: str | Path) -> tuple[Architecture, dict[str, Any] | None]:
+    """The architecture of a file: an architecture JSON file, or a ``deepmad design --json`` result
+    (then also its :func:`record`, ``None`` for a result written before records were kept)."""
+    text = read_text(path)
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return Architecture.load(path), None  # names the file and what is wrong
+    if not (isinstance(data, dict) and (data.get("format") == RESULT_FORMAT or {"status", "architecture"} <= data.keys())):
+        return Architecture.load(path), None
+    if data.get("architecture") is None:
+        raise InputError(str(path), f"is a result with status {shown(data.get('status'))} and no design to read")
+    try:
+        arch = Architecture.from_dict(data["architecture"])
+    except InputError as exc:
+        raise InputError(f"{path}: architecture.{exc.field}", exc.message) from None
+    kept = {k: data[k] for k in ("deepmad_version", "command", "problem", "status", "objective", "bound", "gap", "method") if k in data}
+    return arch, kept if "problem" in kept else None

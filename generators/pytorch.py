@@ -9,7 +9,12 @@ The file imports only torch and the standard library. It holds
 * ``STAGES``: every stage as the layouts of its first block and of its other
   blocks, written out from :mod:`deepmad.blocks` (the one definition of each
   block type),
-* ``build_model(**kwargs) -> nn.Module``.
+* ``DEFAULT_CFG``: preprocessing and layout in timm's ``pretrained_cfg`` keys,
+* ``DESIGN``: where the design comes from (:func:`deepmad.solution.record`:
+  the command, the problem, the certificate), also summed up in the
+  docstring; ``None`` for a file made from an architecture alone,
+* ``build_model(**kwargs) -> nn.Module``: a network initialised as the model
+  zoos do, with timm's ``get_classifier`` / ``reset_classifier``.
 
 The text is deterministic: the same architecture gives the same bytes.
 """
@@ -22,8 +27,10 @@ import os
 import pprint
 import subprocess
 import sys
+import textwrap
 import types
 from pathlib import Path
+from typing import Any
 
 from deepmad import __version__
 from deepmad.accounting import costs
@@ -57,9 +64,78 @@ def _features_literal(arch: Architecture) -> str:
     return "[\n" + "\n".join(items) + "\n]"
 
 
-def render(arch: Architecture) -> str:
-    """The model file text for ``arch``."""
+def _title(arch: Architecture) -> str:
+    """The preset's or architecture's name, else what the network is."""
+    if arch.name:
+        return arch.name
+    blocks = sorted({stage.block for stage in arch.stages})
+    return f"a {'/'.join(blocks)} network of {len(arch.stages)} stages"
+
+
+def _amount(value: float) -> str:
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.6g}{suffix}"
+    return f"{value:.6g}"
+
+
+def _provenance(record: dict[str, Any] | None) -> str:
+    """The docstring's paragraph on where the design comes from (empty without a record)."""
+    if not record:
+        return ""
+    problem = record["problem"]
+    b = problem["budgets"]
+    limits = []
+    if b.get("flops") is not None:
+        limits.append(f"FLOPs <= {_amount(b['flops'])} ({b['flops_convention']} convention, classifier excluded)")
+    if b.get("params") is not None:
+        limits.append(f"params <= {_amount(b['params'])} (classifier excluded)")
+    if b.get("latency_ms") is not None:
+        limits.append(f"latency <= {b['latency_ms']:g} ms on {b['latency_table']}")
+    if b.get("rho") is not None:
+        limits.append(f"rho <= {b['rho']:g}")
+    if b.get("max_layers") is not None:
+        limits.append(f"layers <= {b['max_layers']}")
+    rules = problem["rules"]
+    if rules.get("nondecreasing"):
+        limits.append("channels nondecreasing")
+    if rules.get("max_depth_spread") is not None:
+        limits.append(f"depth spread <= {rules['max_depth_spread']}")
+    g = record.get("gap")
+    gap = "no bound proven" if g is None else f"bound {record['bound']:,.4f}, gap {f'{g:.2%}' if g >= 1e-4 else f'{g:.1e}'}"
+    lines = [
+        f"Command (deepmad {record['deepmad_version']}): {record['command']}",
+        f"Problem{' ' + problem['name'] if problem.get('name') else ''}: {'; '.join(limits) or 'no budgets'}.",
+        f"Certificate: {record['status']}, objective {record['objective']:,.4f}, {gap} ({record['method']} method).",
+        "DESIGN holds the whole record (the problem's space, scoring and rules too).",
+    ]
+    return "\n\n" + "\n".join(textwrap.fill(line, 96, subsequent_indent="    ", break_on_hyphens=False, break_long_words=False)
+                             for line in lines)
+
+
+def _default_cfg(arch: Architecture) -> dict[str, Any]:
+    """timm's ``pretrained_cfg`` keys: input size at the design resolution, ImageNet mean and std
+    for 3 input channels (0.5 each otherwise), the usual 0.875 centre crop."""
+    side = -(-arch.resolution // arch.total_stride)
+    rgb = arch.in_channels == 3
+    return {
+        "num_classes": arch.num_classes,
+        "input_size": (arch.in_channels, arch.resolution, arch.resolution),
+        "pool_size": (side, side),
+        "crop_pct": 0.875,
+        "interpolation": "bilinear",
+        "mean": (0.485, 0.456, 0.406) if rgb else (0.5,) * arch.in_channels,
+        "std": (0.229, 0.224, 0.225) if rgb else (0.5,) * arch.in_channels,
+        "first_conv": "stem.0",
+        "classifier": "fc",
+    }
+
+
+def render(arch: Architecture, *, record: dict[str, Any] | None = None) -> str:
+    """The model file text for ``arch``; ``record`` (:func:`deepmad.solution.record`): where the
+    design comes from, written into the docstring and ``DESIGN``."""
     c = costs(arch)
+    record = json.loads(json.dumps(record, allow_nan=False)) if record is not None else None  # literals only
     expected = {
         "params": c.params_with_classifier,
         "macs": c.macs_with_classifier,
@@ -70,17 +146,19 @@ def render(arch: Architecture) -> str:
     }
     stem = arch.stem_conv()
     head = arch.head_conv()
-    title = arch.name or "deepmad network"
     text = _TEMPLATE.format(
-        title=title,
+        title=_title(arch),
         version=__version__,
+        provenance=_provenance(record),
         in_channels=arch.in_channels,
         last_levels=tuple(range(max(0, len(arch.levels()) - 3), len(arch.levels()))),
         resolution=arch.resolution,
         params=c.params_with_classifier,
         macs=c.macs_with_classifier,
         architecture=pprint.pformat(arch.to_dict(), sort_dicts=False, width=100),
+        design=pprint.pformat(record, sort_dicts=False, width=100),
         expected=pprint.pformat(expected, sort_dicts=False, width=100),
+        default_cfg=pprint.pformat(_default_cfg(arch), sort_dicts=False, width=100),
         reduction=arch.total_stride,
         stem=f"({stem.c_in}, {stem.c_out}, {stem.kernel}, {stem.stride}, 1)",
         stages=_stages_literal(arch),
@@ -178,11 +256,12 @@ _SERVE = (
 )
 
 
-def verified(arch: Architecture, *, measurer: Measurer | None = None) -> str:
+def verified(arch: Architecture, *, measurer: Measurer | None = None, record: dict[str, Any] | None = None) -> str:
     """The model file text for ``arch``, after building the model with torch and checking that its
     parameter count and MACs equal the accounting's; a mismatch raises
-    :class:`~deepmad.errors.DeepmadError`. ``measurer``: a :class:`Measurer` started earlier."""
-    text = render(arch)
+    :class:`~deepmad.errors.DeepmadError`. ``measurer``: a :class:`Measurer` started earlier;
+    ``record``: as in :func:`render`."""
+    text = render(arch, record=record)
     c = costs(arch)
     measured = measurer.measure(text) if measurer is not None else measure(text)
     expected = {"params": c.params_with_classifier, "macs": c.macs_with_classifier}
@@ -191,26 +270,29 @@ def verified(arch: Architecture, *, measurer: Measurer | None = None) -> str:
     return text
 
 
-def write(arch: Architecture, path: str | Path, *, verify: bool = False, force: bool = True, measurer: Measurer | None = None) -> Path:
+def write(arch: Architecture, path: str | Path, *, verify: bool = False, force: bool = True, measurer: Measurer | None = None,
+          record: dict[str, Any] | None = None) -> Path:
     """Write the model file for ``arch`` to ``path`` atomically; returns the path.
 
     With ``verify``, first check the model with torch (:func:`verified`); on a mismatch nothing
     is written. Without ``force``, an existing file with other content is refused
-    (:func:`deepmad.files.atomic_write_text`).
+    (:func:`deepmad.files.atomic_write_text`). ``record``: as in :func:`render`.
     """
-    atomic_write_text(path, verified(arch, measurer=measurer) if verify else render(arch), force=force)
+    text = verified(arch, measurer=measurer, record=record) if verify else render(arch, record=record)
+    atomic_write_text(path, text, force=force)
     return Path(path)
 
 
 _TEMPLATE = '''"""{title}: a CNN generated by deepmad {version}.
 
 Design input: {in_channels} x {resolution} x {resolution}. Parameters {params:,}, MACs {macs:,}
-(classifier included, as built by ``build_model()`` with its defaults).
+(classifier included, as built by ``build_model()`` with its defaults).{provenance}
 
     model = build_model()                            # classifier network, {num_classes} classes
     model = build_model(num_classes=10)              # another classifier width
     model = build_model(features_only=True)          # backbone: list of feature maps
     model = build_model(features_only=True, out_indices={last_levels})
+    model.reset_classifier(10); model.get_classifier()  # timm's handles; model.pretrained_cfg
 
 Feature map ``i`` has ``FEATURES[i]["num_chs"]`` channels and side
 ``ceil(input side / FEATURES[i]["reduction"])``. This file needs only torch.
@@ -225,6 +307,10 @@ ARCHITECTURE = {architecture}
 
 EXPECTED = {expected}
 
+# Where the design comes from (deepmad.solution.record): None where the file was made from an
+# architecture alone.
+DESIGN = {design}
+
 # A conv is (in channels, out channels, kernel, stride, groups), followed by BatchNorm.
 # A block applies its convs in order, its activation after each but the last, an
 # optional squeeze-excite (after conv index se[0], hidden width se[1]), adds the
@@ -234,6 +320,9 @@ STEM = {stem}
 STAGES = {stages}
 HEAD = {head}
 FEATURES = {features}
+
+# Preprocessing and layout as timm's pretrained_cfg spells them (input_size is the design's).
+DEFAULT_CFG = {default_cfg}
 
 ACTIVATIONS = {{"relu": nn.ReLU, "silu": nn.SiLU}}
 
@@ -286,6 +375,11 @@ class Block(nn.Module):
             self.shortcut = nn.Sequential(parts)
         self.act = ACTIVATIONS[act](inplace=True)
 
+    def zero_init_last(self):
+        """Zero the last BatchNorm of the residual branch: the block starts as its shortcut."""
+        if self.shortcut is not None:
+            nn.init.zeros_(self.convs[-1][1].weight)
+
     def forward(self, x):
         out = x
         for i, conv in enumerate(self.convs):
@@ -308,10 +402,18 @@ class Net(nn.Module):
     ``FEATURES`` (selected by ``out_indices``) instead of logits; the head conv
     and the classifier are then not built. ``num_classes=0`` builds no classifier
     (``forward`` returns pooled features).
+
+    Initialisation (``init_weights``) is that of the ResNet and RegNet model
+    zoos: convs Kaiming-normal with fan-out, BatchNorm weight 1 and bias 0, the
+    classifier normal with std 0.01 and bias 0, and with ``zero_init_residual``
+    (the default) the last BatchNorm of every residual branch zero, so that
+    each block starts as its shortcut and a deep network trains stably.
     """
 
-    def __init__(self, num_classes={num_classes}, features_only=False, out_indices=None, drop_rate=0.0):
+    def __init__(self, num_classes={num_classes}, features_only=False, out_indices=None, drop_rate=0.0, zero_init_residual=True):
         super().__init__()
+        self.num_classes = num_classes if not features_only else 0
+        self.pretrained_cfg = self.default_cfg = dict(DEFAULT_CFG, num_classes=self.num_classes)
         if out_indices is not None and not features_only:
             raise ValueError("out_indices selects feature maps: use it with features_only=True")
         self.features_only = features_only
@@ -328,7 +430,48 @@ class Net(nn.Module):
         self.num_features = HEAD[1] if HEAD is not None else STAGES[-1]["first"]["convs"][-1][1]
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc = self._classifier(num_classes)
+        self.init_weights(zero_init_residual)
+
+    def init_weights(self, zero_init_residual=True):
+        """(Re)initialise every weight as the class docstring says."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=0.01)
+                nn.init.zeros_(m.bias)
+        if zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, Block):
+                    m.zero_init_last()
+
+    def _classifier(self, num_classes):
+        if num_classes <= 0:
+            return nn.Identity()
+        fc = nn.Linear(self.num_features, num_classes)
+        nn.init.normal_(fc.weight, std=0.01)
+        nn.init.zeros_(fc.bias)
+        return fc
+
+    def get_classifier(self):
+        """The classifier (``nn.Identity`` where ``num_classes`` is 0)."""
+        self._need_head()
+        return self.fc
+
+    def reset_classifier(self, num_classes, global_pool="avg"):
+        """Replace the classifier by a new one of ``num_classes`` outputs (0: none, ``forward`` then
+        returns pooled features), initialised as in ``init_weights``; pooling stays global average."""
+        self._need_head()
+        if global_pool not in ("avg", None):
+            raise ValueError(f"global_pool: only 'avg' is built, got {{global_pool!r}}")
+        weight = next(self.parameters())
+        self.num_classes = num_classes
+        self.pretrained_cfg = self.default_cfg = dict(DEFAULT_CFG, num_classes=num_classes)
+        self.fc = self._classifier(num_classes).to(device=weight.device, dtype=weight.dtype)
 
     def forward_levels(self, x):
         """The feature maps of all FEATURES levels, in order."""
@@ -363,6 +506,7 @@ class Net(nn.Module):
 
 
 def build_model(**kwargs):
-    """Build the network; keyword arguments go to ``Net`` (num_classes, features_only, out_indices, drop_rate)."""
+    """Build the network; keyword arguments go to ``Net`` (num_classes, features_only, out_indices, drop_rate,
+    zero_init_residual)."""
     return Net(**kwargs)
 '''

@@ -21,12 +21,16 @@ import numpy as np
 from .table import Calibration
 
 
+LEAST_DESIGNS = 4
+"""Designs a calibration needs at the least: it fits four terms."""
+
+
 def fit(unit_sums_ms: Sequence[float], unit_counts: Sequence[int], weights: Sequence[float], measured_ms: Sequence[float]) -> Calibration:
     """The calibration that best maps the designs' summed unit latencies, unit counts and
     weights to their measured latencies."""
     x, n, w, y = (np.asarray(v, dtype=float) for v in (unit_sums_ms, unit_counts, weights, measured_ms))
-    if not (len(x) == len(n) == len(w) == len(y)) or len(y) < 4:
-        raise ValueError("calibration needs at least 4 designs, each with a unit sum, a unit count, weights and a measurement")
+    if not (len(x) == len(n) == len(w) == len(y)) or len(y) < LEAST_DESIGNS:
+        raise ValueError(f"calibration needs at least {LEAST_DESIGNS} designs, each with a unit sum, a unit count, weights and a measurement")
     if np.any(y <= 0) or np.any(x < 0) or np.any(w < 0):
         raise ValueError("calibration needs positive measured latencies and non-negative unit sums and weights")
     terms = cp.Variable(4, nonneg=True)  # scale, per unit, per million weights, fixed

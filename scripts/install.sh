@@ -8,5 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q "torch==2.13.0+cpu" 2>/dev/null || true
+if ! said=$(.venv/bin/python -m pip install -q "torch==2.13.0+cpu" 2>&1); then
+    echo "install.sh: no local CPU build torch==2.13.0+cpu here; pip chooses torch for deepmad's requirement below" \
+         "(it may be a CUDA build of several GB). pip said: $(printf '%s' "$said" | tail -n 1)" >&2
+fi
 .venv/bin/python -m pip install -q -e ".[test]"

@@ -385,6 +385,11 @@ CASES = [
          f"{E}t.jsonl: has no conv rows with kernel 3, stride 2, activation relu; it has k3 s1 relu; profile a table that covers this space"),
     # -- profile (errors found before measuring) -------------------------------------------------------------
     case("profile-no-out", ["profile", *SMALL], None, 2, usage("profile", "the following arguments are required: -o/--out")),
+    case("profile-too-few-calibration-designs", ["profile", *SMALL, "--calibrate", "2", "-o", "t.jsonl"], None, 2,
+         f"{E}--calibrate: needs 0 (no calibration) or at least 4 designs (it fits four terms), got 2"),
+    case("score-infeasible-result", ["score", "r.json"], {"r.json": json.dumps({"format": "deepmad-result", "version": 1,
+                                                                                "status": "infeasible", "architecture": None})}, 2,
+         f"{E}r.json: is a result with status 'infeasible' and no design to read"),
     case("profile-no-problem", ["profile", "-o", "t.jsonl"], None, 2,
          f"{E}--block: give --preset NAME, or a custom problem with at least --block and --strides"),
     case("profile-preset-typo", ["profile", "--preset", "deepmad-r19", "-o", "t.jsonl"], None, 2,

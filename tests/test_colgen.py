@@ -154,6 +154,7 @@ def test_a_preset_returns_a_design_that_beats_the_published_one_with_a_valid_bou
     assert solution.objective > score(reference).objective
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index", range(3))
 def test_smallest_costs_are_brute_forces(index):
     problem = list(_tiny_problems())[index]

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+import deepmad
 from deepmad import Architecture, InputError, costs, score
 from deepmad.cli import main
 from deepmad.units import parse_amount, parse_range
@@ -119,3 +120,34 @@ def test_the_time_limit_counts_from_the_process_start_only_for_the_process_own_c
     monkeypatch.setattr(sys, "argv", ["deepmad", *argv])
     assert main() == 0
     assert 18 < stops[0] <= 19.5 and stops[1] <= 0.1
+
+
+def test_a_result_records_its_problem_and_command_and_can_be_scored_and_generated(tmp_path, capsys):
+    from conftest import import_file
+
+    out, js = tmp_path / "model.py", tmp_path / "result.json"
+    argv = ["design", *SMALL, "--flops", "2M", "--params", "40k", "--rho", "0.5", "-o", str(out), "--json", str(js)]
+    assert main(argv) == 0
+    result = json.loads(js.read_text())
+    assert result["format"] == "deepmad-result" and result["version"] == 1 and result["deepmad_version"] == deepmad.__version__
+    assert result["command"] == "deepmad " + " ".join(argv)
+    problem = result["problem"]
+    assert problem["budgets"] == {"flops": 2e6, "flops_convention": "tinynas", "params": 40e3, "rho": 0.5, "max_layers": None,
+                                  "latency_ms": None, "latency_table": None}
+    assert problem["space"]["block"] == "basic" and problem["space"]["depths"] == [[1, 2], [1, 2]]
+    module = import_file(out)
+    assert module.DESIGN["problem"] == problem and module.DESIGN["objective"] == result["objective"]
+    doc = " ".join(module.__doc__.split())
+    assert "params <= 40k (classifier excluded)" in doc and "Certificate: optimal" in doc
+    capsys.readouterr()
+
+    assert main(["score", str(js), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["objective"] == result["objective"]
+    again = tmp_path / "again.py"
+    assert main(["generate", str(js), "-o", str(again)]) == 0
+    assert again.read_text() == out.read_text()  # the same file as design wrote, record included
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"deepmad {deepmad.__version__}"

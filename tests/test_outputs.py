@@ -110,13 +110,15 @@ def _design_process(folder: Path, *extra: str) -> subprocess.Popen:
 
 @pytest.mark.slow
 def test_killing_design_never_leaves_a_partial_or_unverified_model_file(tmp_path):
-    reference_dir = tmp_path / "reference"
-    reference_dir.mkdir()
-    started = time.perf_counter()
-    proc = _design_process(reference_dir)
-    assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()
-    whole = time.perf_counter() - started
-    reference = (reference_dir / "model.py").read_bytes()
+    references = {}  # the model file names its command: with and without --force
+    for force in (False, True):
+        reference_dir = tmp_path / f"reference{int(force)}"
+        reference_dir.mkdir()
+        started = time.perf_counter()
+        proc = _design_process(reference_dir, *(["--force"] if force else []))
+        assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()
+        whole = time.perf_counter() - started
+        references[force] = (reference_dir / "model.py").read_bytes()
     old = b"# the model file of an earlier design\n"
 
     rng = random.Random(0)
@@ -134,16 +136,17 @@ def test_killing_design_never_leaves_a_partial_or_unverified_model_file(tmp_path
         names = listing(folder)
         assert names in ([], ["model.py"]), names  # no temporary file left behind either
         if names:  # the whole verified model, or the file it was to replace
-            assert (folder / "model.py").read_bytes() in ((reference, old) if replacing else (reference,))
+            assert (folder / "model.py").read_bytes() in ((references[True], old) if replacing else (references[False],))
 
 
 @pytest.mark.slow
-def test_design_outputs_are_the_same_bytes_on_every_run(tmp_path, capsys):
+def test_design_outputs_are_the_same_bytes_on_every_run(tmp_path, capsys, monkeypatch):
     results = []
     for run_ in ("a", "b"):
         folder = tmp_path / run_
         folder.mkdir()
-        assert run(capsys, "design", *SMALL, "--params", "40k", "-o", str(folder / "m.py"), "--json", str(folder / "r.json"))[0] == 0
+        monkeypatch.chdir(folder)  # the same command line (the outputs record it)
+        assert run(capsys, "design", *SMALL, "--params", "40k", "-o", "m.py", "--json", "r.json")[0] == 0
         data = json.loads((folder / "r.json").read_text())
         assert isinstance(data.pop("solve_seconds"), float)  # the one measured field
         results.append(((folder / "m.py").read_bytes(), json.dumps(data)))
