@@ -2,7 +2,7 @@
 
 Run on demand (not part of the tests):
 
-    .venv/bin/python benchmarks/solver.py [--before DIR] [--limits 10,60] [--load] [NAME ...]
+    .venv/bin/python benchmarks/solver.py [--before DIR] [--limits 10,60] [--load] [--space reference] [NAME ...]
 
 Each run is the whole command as a user types it (a fresh process: imports,
 solve, model file written and checked with torch), one at a time, and the
@@ -43,12 +43,12 @@ BEST_KNOWN = {  # objective, bound: the best any run of this project has found (
 TIMING = ("solve_seconds",)
 
 
-def run(checkout: Path, name: str, limit: float, out: Path) -> dict:
+def run(checkout: Path, name: str, limit: float, out: Path, space: str = "wide") -> dict:
     """One `deepmad design` in a fresh process of ``checkout``; its wall time, peak memory and result."""
     result = out / "result.json"
     report = ("import atexit, resource, sys; atexit.register(lambda: print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
               "file=sys.stderr)); from deepmad.cli import main; sys.exit(main())")
-    command = [sys.executable, "-c", report, "design", "--preset", name,
+    command = [sys.executable, "-c", report, "design", "--preset", name, *(["--space", space] if space != "wide" else []),
                "--time-limit", str(limit), "-o", str(out / "model.py"), "--json", str(result), "--force", "--no-progress"]
     began = time.perf_counter()
     done = subprocess.run(command, cwd=checkout, env={**os.environ, "PYTHONPATH": str(checkout)}, capture_output=True, text=True)
@@ -71,6 +71,8 @@ def main() -> None:
     parser.add_argument("--before", type=Path, help="another checkout, run beside this one")
     parser.add_argument("--limits", default="10,60", help="time limits, seconds (default 10,60)")
     parser.add_argument("--load", action="store_true", help="also each run beside two busy-looping processes")
+    parser.add_argument("--space", choices=("wide", "reference"), default="wide",
+                        help="the presets' space (reference: TinyNAS's; /best is then still the wide spaces' best known)")
     parser.add_argument("names", nargs="*", default=list(PRESETS))
     args = parser.parse_args()
     limits = [float(x) for x in args.limits.split(",")]
@@ -84,7 +86,7 @@ def main() -> None:
             best = BEST_KNOWN[name][0]
             for limit in limits:
                 for label, checkout in checkouts:
-                    r = run(checkout, name, limit, Path(tmp))
+                    r = run(checkout, name, limit, Path(tmp), args.space)
                     if "error" in r:
                         print(f"{name:<16} {limit:>5g} {label:<7} {r['wall']:>7.1f}  failed: {r['error']}", flush=True)
                         continue
@@ -92,7 +94,7 @@ def main() -> None:
                     if args.load and label == "after":  # the claim is this checkout's; the other is timed
                         loops = busy(2)
                         try:
-                            loaded = run(checkout, name, limit, Path(tmp))
+                            loaded = run(checkout, name, limit, Path(tmp), args.space)
                         finally:
                             for p in loops:
                                 p.kill()

@@ -28,7 +28,7 @@ from .entropy import Scoring
 from .errors import DeepmadError, InputError, shown
 from .files import atomic_write_bytes, atomic_write_text, check_output, holds
 from .latency import LatencyModel, find_table, installed_tables, load_model, tables_dir
-from .presets import PRESETS, preset
+from .presets import PRESETS, PUBLISHED_DIR, SPACES, preset
 from .problem import Problem
 from .report import metrics, table
 from .solution import load_design, record
@@ -166,7 +166,9 @@ def _as_option(exc: InputError) -> InputError:
 
 def _build_problem(args: argparse.Namespace) -> Problem:
     if args.preset:
-        base = preset(args.preset)
+        base = preset(args.preset, space=args.space)
+    elif args.space != "wide":
+        raise InputError("--space", "chooses a preset's space: give --preset NAME too")
     else:
         if args.block is None or args.strides is None:
             raise InputError("--block", "give --preset NAME, or a custom problem with at least --block and --strides")
@@ -515,6 +517,8 @@ def _cmd_whatif(args: argparse.Namespace) -> int:
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
+    from .presets import REFERENCE_RULES, published_outside
+
     print(f"{'name':<17} {'block':<21} {'FLOPs':>8} {'params':>8} {'rho0':>5} {'res':>4}  strides     head")
     for name, p in PRESETS.items():
         sp = p.space
@@ -523,6 +527,17 @@ def _cmd_presets(args: argparse.Namespace) -> int:
             f"{','.join(map(str, sp.strides)):<11} {sp.head or '-'}"
         )
     print("\nFLOPs in the tinynas convention, params without the classifier (the published DeepMAD budgets).")
+    print("\nSpaces (--space):")
+    for block in dict.fromkeys(p.space.block for p in PRESETS.values()):
+        wide = next(p.space for p in PRESETS.values() if p.space.block == block)
+        print(f"  {block}, wide (default): kernels {', '.join(map(str, wide.kernels))}; {wide.depths[0][1]} blocks per stage at most; "
+              f"channels up to {wide.channels[1]}, stem {wide.stem_channels[0]}..{wide.stem_channels[1]}")
+        print(f"  {block}, reference (TinyNAS's): {REFERENCE_RULES[block]}")
+    print(f"\nThe published structures ({args.published}) in their reference spaces:")
+    for name in PRESETS:
+        outside = published_outside(name, args.published)
+        shown_ = "not found" if outside is None else "inside" if not outside else "outside: " + "; ".join(outside)
+        print(f"  {name:<17} {shown_}")
     return 0
 
 
@@ -568,6 +583,8 @@ def _ratio(text: str) -> tuple[float, float]:
 def _add_problem_args(p: argparse.ArgumentParser) -> None:
     """The options that state a design problem: a preset, or a custom one (each flag overrides)."""
     p.add_argument("--preset", metavar="NAME", help="a published DeepMAD problem (see 'deepmad presets')")
+    p.add_argument("--space", choices=SPACES, default="wide",
+                   help="the preset's space: wide (this project's, default) or reference (the one TinyNAS searched; see 'deepmad presets')")
     p.add_argument("--block", choices=tuple(BLOCK_TYPES), help="block type of a custom problem")
     p.add_argument("--flops", type=_argument(parse_amount, "--flops"), metavar="N", help="FLOPs budget, e.g. 1.8G (tinynas convention unless --flops-convention macs)")
     p.add_argument("--flops-convention", choices=("tinynas", "macs"), help="how --flops counts (default tinynas)")
@@ -715,7 +732,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clear", action="store_true", help="remove them all (they are rebuilt when needed)")
     p.set_defaults(func=_cmd_cache)
 
-    p = sub.add_parser("presets", help="list the published DeepMAD problems")
+    p = sub.add_parser("presets", help="list the published DeepMAD problems and their spaces")
+    p.add_argument("--published", metavar="DIR", default=PUBLISHED_DIR,
+                   help=f"folder of the published structures, checked against their reference spaces (default {PUBLISHED_DIR})")
     p.set_defaults(func=_cmd_presets)
 
     p = sub.add_parser("convert", help="convert between architecture JSON and the TinyNAS structure format")

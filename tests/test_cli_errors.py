@@ -385,6 +385,8 @@ CASES = [
          f"{E}t.jsonl: has no conv rows with kernel 3, stride 2, activation relu; it has k3 s1 relu; profile a table that covers this space"),
     # -- profile (errors found before measuring) -------------------------------------------------------------
     case("profile-no-out", ["profile", *SMALL], None, 2, usage("profile", "the following arguments are required: -o/--out")),
+    case("design-space-without-preset", ["design", *SMALL, "--space", "reference"], None, 2,
+         f"{E}--space: chooses a preset's space: give --preset NAME too"),
     case("profile-too-few-calibration-designs", ["profile", *SMALL, "--calibrate", "2", "-o", "t.jsonl"], None, 2,
          f"{E}--calibrate: needs 0 (no calibration) or at least 4 designs (it fits four terms), got 2"),
     case("score-infeasible-result", ["score", "r.json"], {"r.json": json.dumps({"format": "deepmad-result", "version": 1,

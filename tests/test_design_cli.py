@@ -84,6 +84,27 @@ def test_presets_lists_every_preset_with_its_budgets(capsys):
     for name, flops in [("deepmad-r18", "1.82G"), ("deepmad-29m-288", "4.50G"), ("deepmad-89m", "15.40G")]:
         line = next(l for l in out.splitlines() if l.startswith(name))
         assert flops in line
+    from deepmad.presets import REFERENCE_RULES
+
+    for block, rules in REFERENCE_RULES.items():
+        assert f"  {block}, reference (TinyNAS's): {rules}" in out
+    # where the published structures lie, read from ../shared beside the checkout (the default)
+    assert "  deepmad-r18       inside" in out
+    assert "  deepmad-50m       outside: widths off the grid of 8; stem.channels: 48 is not in (16, 32)" in out
+
+
+def test_presets_says_where_the_published_structures_are_not(tmp_path, capsys):
+    assert main(["presets", "--published", str(tmp_path)]) == 0
+    assert "  deepmad-r34       not found" in capsys.readouterr().out
+
+
+def test_a_preset_in_its_reference_space(tmp_path):
+    js = tmp_path / "r.json"
+    assert main(["design", "--preset", "deepmad-r18", "--space", "reference", "--time-limit", "8", "--json", str(js)]) == 0
+    result = json.loads(js.read_text())
+    assert result["problem"]["name"] == "deepmad-r18-reference" and result["problem"]["space"]["kernels"] == [3, 5]
+    arch = Architecture.from_dict(result["architecture"])
+    assert {s.kernel for s in arch.stages} <= {3, 5} and arch.stages[0].depth <= 3 and arch.stem.channels <= 32
 
 
 def test_progress_is_one_line_per_event_on_standard_error_and_verbose_adds_the_solvers_log(capfd):

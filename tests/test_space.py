@@ -111,6 +111,79 @@ def test_snapped_published_structure_lies_in_the_preset_space(name):
         assert v.value > v.limit == getattr(problem, v.name)
 
 
+#: The reference spaces' rules, as TinyNAS's mutators enforce them (deepmad.presets.REFERENCE_RULES).
+REFERENCE_FIELDS = {
+    "bottleneck": dict(kernels=(3, 5), channels=(8, 2048), stem_channels=(8, 32), inner_ratio=(0.1, 1.0), max_growth=4.0,
+                       stem_growth=4.0, channel_step=8, inner_step=8),
+    "inverted_residual_se": dict(kernels=(3, 5, 7), channels=(8, 1280), stem_channels=(16, 32), inner_ratio=(1.5, 6.0),
+                                 max_growth=None, stem_growth=None, channel_step=8, inner_step=8),
+}
+#: Where the published structures lie outside their reference spaces (rules they break once snapped).
+PUBLISHED_OUTSIDE_REFERENCE = {
+    "deepmad-r18": [],
+    "deepmad-r34": ["stages[0].channels: 128 is more than 4 x its input 24"],
+    "deepmad-r50": [],
+    "deepmad-29m-224": ["widths off the grid of 8", "stem.channels: 40 is not in (16, 32) on the grid of 8"],
+    "deepmad-29m-288": ["widths off the grid of 8", "stem.channels: 40 is not in (16, 32) on the grid of 8",
+                        "stages[0].depth: 4 is not in (1, 3)"],
+    "deepmad-50m": ["widths off the grid of 8", "stem.channels: 48 is not in (16, 32) on the grid of 8",
+                    "stages[0].depth: 7 is not in (1, 3)"],
+    "deepmad-89m": ["widths off the grid of 8", "stem.channels: 56 is not in (16, 32) on the grid of 8",
+                    "stages[0].depth: 10 is not in (1, 3)"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_PRESETS))
+def test_reference_space_is_the_wide_problem_with_tinynas_rules(name):
+    from deepmad.presets import published_outside
+
+    wide, ref = preset(name), preset(name, space="reference")
+    assert ref.name == f"{name}-reference" and preset(name.upper(), space="reference") is ref
+    # the same problem (budgets, rules, scoring, strides, head, resolution) ...
+    assert dataclasses.replace(ref, space=wide.space, name=wide.name) == wide
+    # ... in TinyNAS's space: at most 3 blocks in the first stage, the other stages' depths kept
+    sp = ref.space
+    assert sp.depths == ((1, 3), *wide.space.depths[1:])
+    assert {f: getattr(sp, f) for f in REFERENCE_FIELDS[sp.block]} == REFERENCE_FIELDS[sp.block]
+    assert (sp.block, sp.strides, sp.head, sp.resolution) == (wide.space.block, wide.space.strides, wide.space.head, wide.space.resolution)
+    assert published_outside(name, PUBLISHED) == PUBLISHED_OUTSIDE_REFERENCE[name]
+
+
+def test_an_unknown_space_names_the_choices():
+    with pytest.raises(InputError, match="--space: must be one of wide, reference, got 'narrow'"):
+        preset("deepmad-r18", space="narrow")
+
+
+def _small_reference(block: str) -> DesignSpace:
+    """A space small enough for brute force whose rules are a reference space's, each able to bind:
+    at most 3 blocks in the first stage, the reference kernels and inner ratios, the widening limits."""
+    small = dict(channels=(8, 48), stem_channels=(8, 16)) if block == "bottleneck" else dict(channels=(8, 24), stem_channels=(16, 16))
+    rules = dict(REFERENCE_FIELDS[block], **small)
+    return DesignSpace(block=block, resolution=32, strides=(2, 2), depths=((1, 3), (1, 2)), **rules)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("block", ["bottleneck", "inverted_residual_se"])
+def test_designs_in_a_reference_space_obey_its_rules_and_are_brute_forces(block):
+    from deepmad.solvers import solve
+    from deepmad.solvers.checks import bruteforce
+
+    space = _small_reference(block)
+    flops = 3e6 if block == "bottleneck" else 1.5e6
+    problem = Problem(space, flops=flops, params=60e3, rho=0.6)
+    best = bruteforce.solve(problem)
+    for method in ("milp", "large"):
+        found = solve(problem, method=method, time_limit=60)
+        arch = found.architecture
+        assert found.status == "optimal" and found.objective == pytest.approx(best.objective, rel=1e-6), method
+        assert space.violations(arch) == [] and problem.check(arch).feasible
+        assert all(s.kernel in space.kernels for s in arch.stages) and arch.stages[0].depth <= 3
+        assert all(space.inner_ratio[0] * s.channels - 4 <= s.inner <= space.inner_ratio[1] * s.channels + 4 for s in arch.stages)
+        if space.max_growth is not None:
+            widths = [arch.stem.channels, *(s.channels for s in arch.stages)]
+            assert all(b <= 4 * a for a, b in zip(widths, widths[1:]))
+
+
 def test_published_r18_exceeds_its_flops_budget_by_tinynas_counting():
     """A documented fact: deepmad-R18 as published counts 1,837,323,208 tinynas FLOPs > 1.82e9."""
     problem = PRESETS["deepmad-r18"]
