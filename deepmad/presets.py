@@ -77,7 +77,8 @@ ratio from 1.5..6.0 and caps ``out`` at 1280 and the stem at 16..32). Two things
 code does are not taken: its mutators never pick the last block (``randint(0, len - 1)``
 excludes it), which would freeze the last stage at the config's starting structure, and which no
 published DeepMAD structure obeys; and it sets no depth cap beside the first stage's, where these
-spaces keep the wide spaces' (16 bottleneck blocks, 12 inverted residual blocks per stage)."""
+spaces keep the wide spaces' (16 bottleneck blocks, 12 inverted residual blocks per stage). No
+DeepMAD config sets a layer budget, so these spaces have none either."""
 
 
 def _reference(space: DesignSpace) -> DesignSpace:
