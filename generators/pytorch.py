@@ -424,13 +424,12 @@ class Net(nn.Module):
         self.feature_info = [dict(FEATURES[i], index=i) for i in self.out_indices]
         self.stem = ConvBnAct(*STEM)
         self.stages = nn.Sequential(*[make_stage(**stage) for stage in STAGES])
-        if features_only:
-            return
-        self.head = ConvBnAct(*HEAD) if HEAD is not None else nn.Identity()
-        self.num_features = HEAD[1] if HEAD is not None else STAGES[-1]["first"]["convs"][-1][1]
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.drop = nn.Dropout(drop_rate)
-        self.fc = self._classifier(num_classes)
+        if not features_only:
+            self.head = ConvBnAct(*HEAD) if HEAD is not None else nn.Identity()
+            self.num_features = HEAD[1] if HEAD is not None else STAGES[-1]["first"]["convs"][-1][1]
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.drop = nn.Dropout(drop_rate)
+            self.fc = self._classifier(num_classes)
         self.init_weights(zero_init_residual)
 
     def init_weights(self, zero_init_residual=True):

@@ -451,6 +451,8 @@ def test_zero_init_residual_zeroes_the_last_batchnorm_of_every_residual_branch(s
             assert torch.all(m.weight == (0 if id(m) in last else 1))
     off = mod.build_model(zero_init_residual=False)
     assert all(torch.all(b.convs[-1][1].weight == 1) for b in _residual_blocks(mod, off))
+    backbone = mod.build_model(features_only=True)  # a backbone is initialised the same way
+    assert all(torch.count_nonzero(b.convs[-1][1].weight) == 0 for b in _residual_blocks(mod, backbone))
 
 
 def test_init_is_kaiming_fan_out_for_convs_and_small_normal_for_the_classifier():
