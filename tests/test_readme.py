@@ -5,7 +5,7 @@ with `deepmad` or the quickstart's `.venv/bin/deepmad`, continuation lines
 joined, comments dropped). Only what makes them runnable here and quick is
 changed, each substitution listed in SUBSTITUTIONS: placeholders get real
 files (the checkout's example architecture, a published structure), optional `[...]` parts are taken, time limits and sweep sizes shrink,
-the 3-minute CPU profile of deepmad-r18's space profiles a small space of
+the 6-minute CPU profile of deepmad-r18's space profiles a small space of
 the same block instead (the commands after it read that table), and the
 end-to-end latency check measures 3 designs instead of 30.
 """
