@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from hwmodels.profile import BACKENDS
 from hwmodels.table import TableError
 
 from . import __version__, tinynas
@@ -381,10 +382,11 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     def progress(done: int, total: int, left: float) -> None:
         if done == 0:  # the table and the device are checked: say what is measured
             print(f"{len(units):,} units cover the space of {problem.name or 'the problem'} ({total:,} to measure); "
-                  f"measuring on {args.device} with {args.threads} thread(s), batch {args.batch}, into {args.out}", file=sys.stderr)
+                  f"measuring on {args.device} ({args.backend}) with {args.threads} thread(s), batch {args.batch}, into {args.out}",
+                  file=sys.stderr)
         print_progress(done, total, left)
 
-    table = profile(units, args.out, batch=args.batch, device=args.device, threads=args.threads,
+    table = profile(units, args.out, batch=args.batch, device=args.device, threads=args.threads, backend=args.backend,
                     source=f"deepmad profile of {problem.name or 'a custom problem'}", progress=progress)
     if args.calibrate:
         print(f"calibrating on {args.calibrate} random designs measured end to end", file=sys.stderr)
@@ -398,7 +400,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 
 
 def _cmd_latency_check(args: argparse.Namespace) -> int:
-    from hwmodels.profile import local_meta
+    from hwmodels.profile import backend_of, local_meta
     from hwmodels.table import load
 
     from . import latencycheck
@@ -407,7 +409,11 @@ def _cmd_latency_check(args: argparse.Namespace) -> int:
     check_output(args.plot, force=args.force)
     path = find_table(args.table)
     table = load(path)
-    here = local_meta(device=args.device, threads=table.meta.threads)
+    backend = backend_of(table.meta)
+    if args.backend is not None and args.backend != backend:
+        raise InputError("--backend", f"the table was measured with {table.meta.backend}; check it on {backend}, or profile a table "
+                                      f"with --backend {args.backend}")
+    here = local_meta(device=args.device, threads=table.meta.threads, backend=backend)
     measurable = (table.meta.device, table.meta.backend) == (here.device, here.backend)
     if args.held_out or not measurable:
         figures = latencycheck.held_out_figures(table, fraction=args.fraction, seed=args.seed, batch=args.batch)
@@ -420,18 +426,19 @@ def _cmd_latency_check(args: argparse.Namespace) -> int:
         return 0
     problem = _problem(args)
     model = LatencyModel.of(table, batch=args.batch, name=path.stem)
-    result = latencycheck.check(problem, model, designs=args.designs, seed=args.seed, device=args.device, threads=table.meta.threads)
+    threads = args.threads or table.meta.threads
+    result = latencycheck.check(problem, model, designs=args.designs, seed=args.seed, device=args.device, threads=threads, backend=backend)
     f = result.figures
     for name, p, m in zip(result.names, result.predicted, result.measured):
         print(f"  {name:<16} predicted {p:9.3f} ms  measured {m:9.3f} ms  {100 * (p / m - 1):+6.1f} %")
     print(f"{len(result.measured)} designs: within 5/10/15 %: {f['within_5']:.0f} / {f['within_10']:.0f} / {f['within_15']:.0f} %, "
-          f"RMSPE {f['rmspe']:.1f} %, median error {f['median_abs']:.1f} % (threads {table.meta.threads}, batch {model.predictor.batch})")
+          f"RMSPE {f['rmspe']:.1f} %, median error {f['median_abs']:.1f} % ({backend}, threads {threads}, batch {model.predictor.batch})")
     if args.plot:
         latencycheck.scatter(result, args.plot, title=f"{path.stem}: {problem.name or 'custom problem'}")
         print(f"wrote {args.plot}")
     if args.json:
         rows = [{"name": n, "predicted_ms": p, "measured_ms": m} for n, p, m in zip(result.names, result.predicted, result.measured)]
-        atomic_write_text(args.json, json.dumps({"mode": "end_to_end", "table": str(path), **f, "designs": rows}, indent=2) + "\n", force=True)
+        atomic_write_text(args.json, json.dumps({"mode": "end_to_end", "table": str(path), "backend": backend, "threads": threads, **f, "designs": rows}, indent=2) + "\n", force=True)
     return 0
 
 
@@ -482,10 +489,7 @@ def _cmd_whatif(args: argparse.Namespace) -> int:
         with Client(args.dask) as client:
             result = whatif.sweep(problem, axes, executor=client.get_executor(pure=False), **kwargs)
     elif args.workers is not None and args.workers > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with whatif.process_pool(args.workers) as pool:
             # One chain per worker at a time: on Ctrl-C nothing waits in the pool's queue, and the
             # workers (same process group) stop their chains at once.
             result = whatif.sweep(problem, axes, executor=pool, in_flight=args.workers, **kwargs)
@@ -546,10 +550,10 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
     if args.clear:
         files, size = cache.clear()
-        print(f"removed {files} engine file{'s' if files != 1 else ''} ({size / 1e6:.1f} MB) from {cache.folder()}")
+        print(f"removed {files} file{'s' if files != 1 else ''} (engines and latency models, {size / 1e6:.1f} MB) from {cache.folder()}")
         return 0
     files, size = cache.usage()
-    print(f"{cache.folder()}: {files} engine file{'s' if files != 1 else ''}, {size / 1e6:.1f} MB "
+    print(f"{cache.folder()}: {files} file{'s' if files != 1 else ''} (engines and latency models), {size / 1e6:.1f} MB "
           f"(limit {cache.limit_bytes() / 1e6:.0f} MB, $DEEPMAD_CACHE_MB)")
     return 0
 
@@ -698,6 +702,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", required=True, metavar="TABLE", help="table file (.jsonl); an existing one is completed, not redone")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     p.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="CPU threads, recorded in the table (default 1)")
+    p.add_argument("--backend", choices=BACKENDS, default="torch",
+                   help="what runs the units: torch (eager, default) or onnxruntime (their ONNX export, CPU; needs the onnx extra)")
     p.add_argument("--batch", type=_positive_int, default=1, metavar="N", help="batch size (default 1)")
     p.add_argument("--calibrate", type=_count, default=20, metavar="N", help="fit the per-network overhead on N random designs measured end to end (default 20; 0: none)")
     p.set_defaults(func=_cmd_profile)
@@ -708,6 +714,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--designs", type=_positive_int, default=30, metavar="N", help="random designs to measure (default 30)")
     p.add_argument("--seed", type=_count, default=0, help="random seed (default 0)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    p.add_argument("--backend", choices=BACKENDS, help="what runs the designs: the table's backend (default), which this must match")
+    p.add_argument("--threads", type=_positive_int, metavar="N",
+                   help="threads to measure with (default the table's); the prediction is the table's either way")
     p.add_argument("--batch", type=_positive_int, metavar="N", help="batch size (default 1, or the table's only one)")
     p.add_argument("--plot", metavar="PNG", help="write a scatter plot of predicted against measured latency")
     p.add_argument("--held-out", action="store_true", help="predict rows left out of the interpolation instead of measuring")

@@ -20,16 +20,21 @@ nothing and are named in :attr:`LatencyReport.uncovered`.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from hwmodels.predict import Predictor
+from hwmodels.predict import VERSION as PREDICTOR_VERSION, Predictor
 from hwmodels.table import Calibration, CostTable, TableError, load
 from hwmodels.units import Unit
 
+from . import cachedir
 from .architecture import Architecture
 from .blocks import BlockLayout
 from .errors import InputError
@@ -99,9 +104,21 @@ class LatencyModel:
 
     @classmethod
     def of(cls, table: CostTable, *, batch: int | None = None, name: str = "") -> "LatencyModel":
+        """The model of ``table``; its learned part is kept in the cache folder (:mod:`deepmad.cachedir`)."""
         calibration = table.meta.calibration or Calibration()
         name = name or table.meta.device
-        return cls(Predictor.from_table(table, batch=batch, source=name), calibration, name)
+        return cls(Predictor.from_table(table, batch=batch, source=name, model_folder=cachedir.models()), calibration, name)
+
+    @cached_property
+    def digest(self) -> str:
+        """What the model's predictions depend on, as a hex digest: the table's rows and channel
+        blocking, the batch, the calibration and the learner's settings."""
+        p = self.predictor
+        h = hashlib.sha256(json.dumps([PREDICTOR_VERSION, p.batch, p.channel_block, dataclasses.asdict(self.calibration),
+                                       dataclasses.asdict(p.settings)]).encode())
+        for row in p.rows:
+            h.update(json.dumps(row.to_json()).encode())
+        return h.hexdigest()
 
     def unit_ms(self, unit: Unit) -> np.ndarray:
         """Calibrated latency of one unit, ``scale * ms + per_unit_ms + per_mweight_ms * weights / 1e6``

@@ -18,9 +18,11 @@ from pathlib import Path
 
 from hwmodels import calibrate as fitting
 from hwmodels.predict import held_out
+from hwmodels.profile import backend_of
 from hwmodels.table import Calibration, CostTable
 
 from .architecture import Architecture
+from .threads import limited
 from .errors import InputError
 from .files import atomic_write_bytes
 from .latency import LatencyModel, architecture_units
@@ -32,22 +34,35 @@ NETWORK_SECONDS = 0.25
 """Least timing per instance of a whole network (s): longer than a unit's, for a steadier median."""
 
 
-def measure_designs(archs: list[Architecture], *, batch: int = 1, device: str = "cpu", threads: int | None = 1) -> list[float]:
-    """End-to-end latency (ms, median of the protocol's repeats) of each design's generated module."""
+def measure_designs(archs: list[Architecture], *, batch: int = 1, device: str = "cpu", threads: int | None = 1,
+                    backend: str = "torch") -> list[float]:
+    """End-to-end latency (ms, median of the protocol's repeats) of each design's generated module,
+    run by ``backend``: torch eager, or ONNX Runtime on its checked ONNX export
+    (:func:`generators.onnx.to_bytes`) with ``threads`` intra-op threads."""
     import torch
 
     from generators import pytorch
-    from hwmodels.profile import steady_memory, time_call
+    from hwmodels.profile import check_backend, ort_session, steady_memory, time_call
 
+    check_backend(backend, device)
     if not device.startswith("cuda") and threads is not None:
         torch.set_num_threads(threads)
     steady_memory()
     out = []
     for arch in archs:
+        exported = None
+        if backend == "onnxruntime":
+            from generators import onnx
+
+            model = onnx.placeholder_model(arch)
+            exported = onnx.to_bytes(model, resolution=arch.resolution, in_channels=arch.in_channels)
 
         def make(arch: Architecture = arch):
-            model = pytorch.build(arch).to(device)
             x = torch.randn(batch, arch.in_channels, arch.resolution, arch.resolution, device=device)
+            if exported is not None:
+                session, feed = ort_session(exported, threads=threads), {"input": x.numpy()}
+                return lambda: session.run(None, feed)
+            model = pytorch.build(arch).to(device)
             return lambda: model(x)
 
         with torch.inference_mode():
@@ -65,7 +80,8 @@ def calibrate(problem: Problem, table: CostTable, *, designs: int = 10, seed: in
         sums.append(report.total_ms)
         counts.append(report.units)
         weights.append(sum(u.weights for _, u in architecture_units(arch)))
-    measured = measure_designs(archs, batch=raw.predictor.batch, device=device, threads=table.meta.threads)
+    measured = measure_designs(archs, batch=raw.predictor.batch, device=device, threads=table.meta.threads,
+                               backend=backend_of(table.meta))
     return fitting.fit(sums, counts, weights, measured)
 
 
@@ -98,10 +114,14 @@ class CheckResult:
     figures: dict[str, float]
 
 
-def check(problem: Problem, model: LatencyModel, *, designs: int = 30, seed: int = 0, device: str = "cpu", threads: int | None = 1) -> CheckResult:
+def check(problem: Problem, model: LatencyModel, *, designs: int = 30, seed: int = 0, device: str = "cpu", threads: int | None = 1,
+          backend: str = "torch") -> CheckResult:
+    """``designs`` random designs of ``problem``: ``model``'s prediction and their latency measured
+    here on ``backend`` with ``threads``."""
     archs = random_designs(problem, designs, seed=seed)
-    predicted = [model.predict(a).total_ms for a in archs]
-    measured = measure_designs(archs, batch=model.predictor.batch, device=device, threads=threads)
+    with limited():
+        predicted = [model.predict(a).total_ms for a in archs]
+    measured = measure_designs(archs, batch=model.predictor.batch, device=device, threads=threads, backend=backend)
     return CheckResult([a.name for a in archs], predicted, measured, fitting.errors(predicted, measured))
 
 
@@ -114,7 +134,8 @@ def held_out_figures(table: CostTable, *, fraction: float = 0.1, seed: int = 0, 
         raise InputError("--table", "holds no measured rows, only its header; profile or import a table with rows")
     if batch is not None and batch not in batches:
         raise InputError("--batch", f"the table has no rows for batch {batch}; it has {', '.join(map(str, batches))}")
-    rel = held_out(table, fraction=fraction, seed=seed, batch=batch)
+    with limited():
+        rel = held_out(table, fraction=fraction, seed=seed, batch=batch)
     if not len(rel):
         raise InputError("--fraction", f"no row could be held out and predicted from the others in {len(table.rows)} rows; raise it")
     return {

@@ -30,13 +30,13 @@ import json
 import math
 import os
 import re
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from . import interrupt
+from . import interrupt, threads
 from .architecture import Architecture
 from .blocks import BLOCK_TYPES
 from .solvers.colgen import certificate, certified
@@ -337,6 +337,14 @@ def _resume(path: Path, header: dict[str, Any]) -> dict[int, dict[str, Any]]:
     if lines[-1]:  # the half-written last line of a killed run: cut it off before appending
         atomic_write_text(path, text[: len(text) - len(lines[-1])])
     return done
+
+
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """``workers`` processes for :func:`sweep`'s ``executor``: spawned (no state inherited from this
+    process), each with its numerical libraries pinned (:func:`deepmad.threads.pin_process`)."""
+    import multiprocessing
+
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=threads.pin_process)
 
 
 def sweep(

@@ -1,24 +1,29 @@
-"""Latency of units from a cost table, by interpolation between measured rows.
+"""Latency of units from a cost table: measured rows on a lattice, a learned model in between.
 
 How: rows are grouped by what must match exactly (op, kernel, stride, fused
-residual add, activation, batch). Within a group each row is a point
-``(ln c_in, ln c_out, ln size)`` with value ``ln ms``; a unit inside the
-convex hull of its group's points gets the piecewise-linear interpolation of
-``ln ms`` over the Delaunay triangulation of those points (scipy's
-``LinearNDInterpolator``; in one dimension ``numpy.interp``). Coordinates
-that are constant in a group, or equal to another coordinate (``c_out ==
-c_in`` for depthwise convs), are left out of the triangulation. A unit outside
-the hull takes its nearest measured point (in the same log space) scaled by
-the ratio of work, ``c_in * c_out * size^2`` for a dense conv and ``c *
+residual add, activation, batch). A group's rows are points ``(ln c_in, ln
+c_out, ln size)`` with value ``ln ms``; the values each coordinate takes in
+the group are the axes of a lattice. A lattice point that a row measured
+holds the row's value (rows that meet at one point are averaged in log
+space); every other point that a prediction needs is filled once by the
+table's learned model (:mod:`hwmodels.learned`, fitted on all the table's
+rows, every batch size: it knows the runtime's steps between shapes where
+interpolation would smear them). A unit is predicted by multilinear
+interpolation of ``ln ms`` between the lattice points around it, so a unit
+that a row measured gets exactly that row's time.
+
+A coordinate that is constant in a group, or equal to another coordinate
+(``c_out == c_in`` for depthwise convs, or a dense conv measured only on that
+diagonal), is not an axis. A unit beyond the lattice (a wider conv, another
+size, off such a diagonal) takes the nearest lattice point scaled by the
+ratio of work, ``c_in * c_out * size^2`` for a dense conv and ``c *
 size^2`` for the other ops: an extrapolation, counted in
 :attr:`Predictor.extrapolated`.
 
 Where the table's ``channel_block`` is ``B > 1``, the widths of kxk dense
 convs and of depthwise convs that are at least ``B`` are rounded up to a
-multiple of ``B`` first, in the rows and in the units alike (rows that meet
-at one point are averaged in log space): such kernels run blocked, so a conv
-of 40 channels costs what one of 48 does, and interpolating between 32 and
-48 would be wrong.
+multiple of ``B`` first, in the rows and in the units alike: such kernels run
+blocked, so a conv of 40 channels costs what one of 48 does.
 
 An activation ``act`` falls back to rows measured with ``act == "any"``
 (runtimes that fuse the activation). An op that the table never measures
@@ -28,13 +33,21 @@ An activation ``act`` falls back to rows measured with ``act == "any"``
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
-from typing import Iterable
+from pathlib import Path
+from typing import Callable, Iterable
 
 import numpy as np
 
+from . import learned
+from .learned import FLOOR_MS, LearnerSettings
 from .table import CostTable, Row, TableError
 from .units import Unit
+
+VERSION = 2
+"""How predictions are made (2: lattice and learned model; 1: Delaunay interpolation). Caches of
+predictions name it, so that a new way of predicting is never mixed with an old one's results."""
 
 # Exponents of (c_in, c_out, size) in the work of each op, for extrapolation.
 _WORK = {
@@ -44,7 +57,6 @@ _WORK = {
     "pool": (1.0, 0.0, 2.0),
     "classifier": (1.0, 1.0, 0.0),
 }
-_FLOOR_MS = 1e-9
 
 
 def blocked(c: np.ndarray, block: int) -> np.ndarray:
@@ -52,94 +64,125 @@ def blocked(c: np.ndarray, block: int) -> np.ndarray:
     return np.where(c >= block, -(-c // block) * block, c) if block > 1 else c
 
 
-class _Group:
-    """Interpolation over the rows of one group (see the module docstring)."""
+def blocked_widths(op: str, kernel: int, widths: np.ndarray, block: int) -> np.ndarray:
+    """``(c_in, c_out, size)`` rows with the channel blocking of a kxk or depthwise conv applied."""
+    if block > 1 and (op == "dwconv" or (op == "conv" and kernel > 1)):
+        widths = widths.copy()
+        widths[:, :2] = blocked(widths[:, :2], block)
+    return widths
 
-    def __init__(self, op: str, points: np.ndarray, ms: np.ndarray):
-        # scipy's interpolation takes half a second to import: only where a table is read
-        from scipy.interpolate import LinearNDInterpolator
-        from scipy.spatial import QhullError, cKDTree
 
+class _Lattice:
+    """``ln ms`` of one group on the lattice of its measured coordinates (see the module docstring).
+
+    ``fill(points)`` gives the learned ``ln ms`` at log-space points (n x 3) that no row measured.
+    """
+
+    def __init__(self, op: str, points: np.ndarray, ms: np.ndarray, fill: Callable[[np.ndarray], np.ndarray]):
         self.work = np.array(_WORK[op])
         points, inverse = np.unique(points, axis=0, return_inverse=True)
-        logs = np.log(np.maximum(ms, _FLOOR_MS))
-        self.points = points
-        self.values = np.bincount(inverse.ravel(), weights=logs) / np.bincount(inverse.ravel())
-        keep, fixed, same = [], [], []
+        logs = np.log(np.maximum(ms, FLOOR_MS))
+        values = np.bincount(inverse.ravel(), weights=logs) / np.bincount(inverse.ravel())
+        self.keep, self.same = [], []
         for d in range(3):
-            col = points[:, d]
-            twin = next((e for e in keep if np.array_equal(col, points[:, e])), None)
-            if np.all(col == col[0]):
-                fixed.append(d)
-            elif twin is not None:
-                same.append((d, twin))
+            twin = next((e for e in self.keep if np.array_equal(points[:, d], points[:, e])), None)
+            if twin is not None:
+                self.same.append((d, twin))
             else:
-                keep.append(d)
-        self.keep, self.fixed, self.same = keep, fixed, same
-        self.tree = cKDTree(points[:, keep]) if keep else None
-        self.linear = None
-        if len(keep) >= 2:
-            try:
-                self.linear = LinearNDInterpolator(points[:, keep], self.values)
-            except (QhullError, ValueError):  # degenerate point sets: nearest point only
-                self.linear = None
-        elif len(keep) == 1:
-            order = np.argsort(points[:, keep[0]], kind="stable")
-            self.line = (points[order, keep[0]], self.values[order])
+                self.keep.append(d)
+        self.axes = [np.unique(points[:, d]) for d in self.keep]
+        self.grid = np.full(tuple(len(a) for a in self.axes), np.nan)
+        self.grid[tuple(np.searchsorted(a, points[:, d]) for a, d in zip(self.axes, self.keep))] = values
+        self.fill = fill
 
     def __call__(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``ln ms`` at the log-space points ``q`` (n x 3), and which were extrapolated."""
-        est = np.full(len(q), np.nan)
-        match = np.ones(len(q), dtype=bool)
-        for d in self.fixed:
-            match &= q[:, d] == self.points[0, d]
-        for d, twin in self.same:  # measured only where these two coordinates are equal
-            match &= q[:, d] == q[:, twin]
-        if match.any():
-            qk = q[match][:, self.keep]
-            if len(self.keep) >= 2 and self.linear is not None:
-                est[match] = self.linear(qk)
-            elif len(self.keep) == 1:
-                xs, ys = self.line
-                x = qk[:, 0]
-                inside = (x >= xs[0]) & (x <= xs[-1])
-                sub = np.full(len(x), np.nan)
-                sub[inside] = np.interp(x[inside], xs, ys)
-                est[match] = sub
-            elif not self.keep:
-                est[match] = self.values[0]
-        outside = np.isnan(est)
-        if outside.any():
-            qo = q[outside]
-            if self.tree is not None:
-                _, nearest = self.tree.query(qo[:, self.keep])
-            else:
-                nearest = np.zeros(len(qo), dtype=int)
-            est[outside] = self.values[nearest] + (qo - self.points[nearest]) @ self.work
+        shift = np.zeros(len(q))
+        outside = np.zeros(len(q), dtype=bool)
+        for d, twin in self.same:  # measured only where the two coordinates are equal
+            off = q[:, d] - q[:, twin]
+            shift += off * self.work[d]
+            outside |= off != 0
+        lows, fractions = [], []
+        for axis, d in zip(self.axes, self.keep):
+            x = q[:, d]
+            clamped = np.clip(x, axis[0], axis[-1])
+            shift += (x - clamped) * self.work[d]
+            outside |= x != clamped
+            if len(axis) == 1:
+                lows.append(np.zeros(len(q), dtype=np.int64))
+                fractions.append(np.zeros(len(q)))
+                continue
+            lo = np.clip(np.searchsorted(axis, clamped, side="right") - 1, 0, len(axis) - 2)
+            lows.append(lo)
+            fractions.append((clamped - axis[lo]) / (axis[lo + 1] - axis[lo]))
+        corners = []
+        for steps in itertools.product((0, 1), repeat=len(self.axes)):
+            weight = np.ones(len(q))
+            index = []
+            for step, lo, t, axis in zip(steps, lows, fractions, self.axes):
+                weight = weight * (t if step else 1.0 - t)
+                index.append(np.minimum(lo + step, len(axis) - 1))
+            corners.append((weight, np.ravel_multi_index(tuple(index), self.grid.shape)))
+        flat = self.grid.reshape(-1)
+        needed = np.unique(np.concatenate([at[w > 0] for w, at in corners]))
+        missing = needed[np.isnan(flat[needed])]
+        if len(missing):
+            coords = np.zeros((len(missing), 3))
+            for axis, d, i in zip(self.axes, self.keep, np.unravel_index(missing, self.grid.shape)):
+                coords[:, d] = axis[i]
+            for d, twin in self.same:
+                coords[:, d] = coords[:, twin]
+            flat[missing] = self.fill(coords)
+        est = shift.copy()
+        for weight, at in corners:
+            est += np.where(weight > 0, weight * flat[at], 0.0)
         return est, outside
 
 
 class Predictor:
-    """Unit latencies (ms, whole batch) from the rows of one batch size of a table."""
+    """Unit latencies (ms, whole batch) at one batch size of a table.
 
-    def __init__(self, rows: Iterable[Row], *, batch: int, channel_block: int = 1, source: str = "table"):
+    ``rows`` are all the table's rows: those of ``batch`` make the lattices, and
+    all of them teach the learned model (fitted on first need with
+    ``settings``, or taken from ``model_folder`` where it was kept; see
+    :func:`hwmodels.learned.fitted`). ``model`` passes a model fitted before on
+    these rows (a held-out check fits one for every batch size).
+    """
+
+    def __init__(self, rows: Iterable[Row], *, batch: int, channel_block: int = 1, source: str = "table",
+                 settings: LearnerSettings = LearnerSettings(), model_folder: Path | None = None,
+                 model: learned.Learned | None = None):
         self.channel_block = channel_block
         self.source = source
+        self.rows = tuple(rows)
         grouped: dict[tuple, list[Row]] = defaultdict(list)
-        for row in rows:
+        for row in self.rows:
             if row.batch == batch:
                 grouped[row.unit.group].append(row)
         if not grouped:
             raise TableError(source, f"has no rows for batch {batch}")
         self.batch = batch
+        self.settings = settings
+        self.model_folder = model_folder
+        self._model = model
         self._rows = grouped
-        self._groups: dict[tuple, _Group] = {}
+        self._groups: dict[tuple, _Lattice] = {}
         self._known: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.ops = frozenset(key[0] for key in grouped)
         self.extrapolated = 0
 
+    @property
+    def model(self) -> learned.Learned:
+        """The learned model of the table's rows (fitted, or read from ``model_folder``, on first use)."""
+        if self._model is None:
+            x, y = learned.training_set(self.rows, channel_block=self.channel_block)
+            self._model = learned.fitted(x, y, self.settings, folder=self.model_folder)
+        return self._model
+
     @classmethod
-    def from_table(cls, table: CostTable, *, batch: int | None = None, source: str = "table") -> "Predictor":
+    def from_table(cls, table: CostTable, *, batch: int | None = None, source: str = "table",
+                   settings: LearnerSettings = LearnerSettings(), model_folder: Path | None = None) -> "Predictor":
         """``batch`` defaults to 1, or to the table's only batch size; ``source`` names the table in errors."""
         batches = table.batches()
         if not batches:
@@ -148,13 +191,14 @@ class Predictor:
             batch = 1 if 1 in batches or len(batches) != 1 else batches[0]
         if batch not in batches:
             raise TableError("batch", f"the table has no rows for batch {batch}; it has {', '.join(map(str, batches))}")
-        return cls(table.rows, batch=batch, channel_block=table.meta.channel_block, source=source)
+        return cls(table.rows, batch=batch, channel_block=table.meta.channel_block, source=source, settings=settings,
+                   model_folder=model_folder)
 
     def covers(self, op: str) -> bool:
         """Whether the table measures ``op`` at all (an uncovered op predicts 0 ms)."""
         return op in self.ops
 
-    def _group(self, unit: Unit) -> _Group | None:
+    def _group(self, unit: Unit) -> _Lattice | None:
         key = unit.group
         if key not in self._rows and unit.act != "any":
             key = (*key[:4], "any")
@@ -173,15 +217,18 @@ class Predictor:
             rows = self._rows[key]
             widths = np.array([[r.unit.c_in, r.unit.c_out, r.unit.size] for r in rows], dtype=np.int64)
             points = np.log(self._blocked(unit, widths).astype(float))
-            self._groups[key] = _Group(unit.op, points, np.array([r.ms for r in rows]))
+            op, kernel, stride, fused, act = key
+
+            def fill(coords: np.ndarray) -> np.ndarray:
+                c_in, c_out, size = np.rint(np.exp(coords)).T
+                return self.model.ln_ms(learned.features(op, kernel, stride, fused, act, self.batch, c_in, c_out, size))
+
+            self._groups[key] = _Lattice(unit.op, points, np.array([r.ms for r in rows]), fill)
         return self._groups[key]
 
     def _blocked(self, unit: Unit, widths: np.ndarray) -> np.ndarray:
         """``(c_in, c_out, size)`` rows with the channel blocking of ``unit``'s kind applied."""
-        if self.channel_block > 1 and (unit.op == "dwconv" or (unit.op == "conv" and unit.kernel > 1)):
-            widths = widths.copy()
-            widths[:, :2] = blocked(widths[:, :2], self.channel_block)
-        return widths
+        return blocked_widths(unit.op, unit.kernel, widths, self.channel_block)
 
     def ms(self, unit: Unit) -> np.ndarray:
         """Latency of ``unit`` in ms; its widths and size may be arrays (broadcast together).
@@ -216,22 +263,24 @@ _MASK = (1 << 21) - 1
 _EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=bool))
 
 
-def held_out(table: CostTable, *, fraction: float = 0.1, seed: int = 0, batch: int | None = None) -> np.ndarray:
-    """Relative errors ``|predicted / measured - 1|`` of rows left out of the interpolation.
+def held_out(table: CostTable, *, fraction: float = 0.1, seed: int = 0, batch: int | None = None,
+             settings: LearnerSettings = LearnerSettings()) -> np.ndarray:
+    """Relative errors ``|predicted / measured - 1|`` of rows left out of the model.
 
-    A random ``fraction`` of the rows (of one batch size, or all batch sizes
-    when ``batch`` is None) is held out; each is predicted from the others.
+    A random ``fraction`` of the rows (of one batch size, or of all batch sizes
+    when ``batch`` is None) is held out; each is predicted by a predictor of the
+    rows kept (one model fitted on the kept rows of every batch size).
     """
     rng = np.random.default_rng(seed)
-    rows = [r for r in table.rows if batch is None or r.batch == batch]
-    out = rng.random(len(rows)) < fraction
+    out = rng.random(len(table.rows)) < fraction
+    kept = [r for r, o in zip(table.rows, out) if not o]
+    model: learned.Learned | None = None
     errors = []
-    for b in sorted({r.batch for r in rows}):
-        kept = [r for r, o in zip(rows, out) if not o and r.batch == b]
-        test = [r for r, o in zip(rows, out) if o and r.batch == b]
-        if not kept or not test:
+    for b in sorted({r.batch for r in table.rows} if batch is None else {batch}):
+        test = [r for r, o in zip(table.rows, out) if o and r.batch == b]
+        if not test or not any(r.batch == b for r in kept):
             continue
-        predictor = Predictor(kept, batch=b, channel_block=table.meta.channel_block)
+        predictor = Predictor(kept, batch=b, channel_block=table.meta.channel_block, settings=settings, model=model)
         by_group: dict[tuple, list[Row]] = defaultdict(list)
         for r in test:
             if predictor.covers(r.unit.op) and r.ms > 0:
@@ -243,4 +292,5 @@ def held_out(table: CostTable, *, fraction: float = 0.1, seed: int = 0, batch: i
             except TableError:  # every row of this group was held out
                 continue
             errors.extend(np.abs(predicted / np.array([r.ms for r in group]) - 1))
+        model = predictor._model
     return np.array(errors)

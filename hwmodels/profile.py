@@ -10,6 +10,15 @@ timing (at most :data:`MAX_REPEATS`); the row keeps the median and the
 interquartile range of all timed calls. On CPU the timer is ``time.perf_counter`` with
 ``torch.set_num_threads(threads)``; on CUDA, CUDA events after a synchronise.
 
+Two backends run the units: ``torch`` (eager, as above) and ``onnxruntime``
+(CPU): the same torch modules exported to ONNX (opset :data:`OPSET`; torch's
+TorchScript exporter, since the dynamo exporter takes 0.8 s a unit, half an
+hour for a preset's table), run by an ONNX Runtime session with
+``threads`` intra-op threads, one inter-op thread and every graph
+optimisation (BatchNorm folded, activations and adds fused, NCHWc blocked
+convs). A table records its backend (``meta.backend``, see
+:func:`backend_of`); end-to-end checks time whole networks on the same one.
+
 :func:`profile` appends each row to the table file as soon as it is measured
 (flushed to disk), so an interrupted run loses nothing: run it again with the
 same file and it measures only the rows still missing.
@@ -30,6 +39,8 @@ from typing import Callable, Iterable
 from .table import CostTable, Row, TableError, TableMeta, append, load, parse, save
 from .units import Unit
 
+BACKENDS = ("torch", "onnxruntime")
+OPSET = 18
 INSTANCES = 3
 WARMUP = 3
 MIN_REPEATS = 5
@@ -56,10 +67,18 @@ def steady_memory() -> bool:
         return False
 
 
-def protocol(device: str) -> str:
+def backend_of(meta: TableMeta) -> str:
+    """The backend (one of :data:`BACKENDS`) of a table's ``meta.backend`` text."""
+    return "onnxruntime" if meta.backend.lower().startswith("onnxruntime") else "torch"
+
+
+def protocol(device: str, backend: str = "torch") -> str:
     timer = "CUDA events after synchronize" if device.startswith("cuda") else "time.perf_counter; glibc malloc without mmap or trimming"
+    runs = (f"torch {_torch().__version__} eager, eval, inference_mode" if backend == "torch" else
+            f"ONNX Runtime {_onnxruntime().__version__} CPUExecutionProvider, graph optimisation all, sequential, the unit "
+            f"exported from torch {_torch().__version__} (TorchScript exporter, opset {OPSET})")
     return (
-        f"torch {_torch().__version__} eager, eval, inference_mode; {INSTANCES} fresh instances (module and input), each "
+        f"{runs}; {INSTANCES} fresh instances (module and input), each "
         f"{WARMUP} warm-up calls then timed calls until >= {MIN_REPEATS} calls and >= {MIN_SECONDS:g} s (at most "
         f"{MAX_REPEATS}); median and interquartile range of all timed calls; timer {timer}"
     )
@@ -69,6 +88,49 @@ def _torch():
     import torch
 
     return torch
+
+
+def _onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise TableError("--backend", "onnxruntime is not installed: pip install 'deepmad[onnx]'") from None
+    return onnxruntime
+
+
+def check_backend(backend: str, device: str) -> None:
+    """A :class:`TableError` (where ``--backend``) for an unknown backend or one this device does not run."""
+    if backend not in BACKENDS:
+        raise TableError("--backend", f"expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "onnxruntime":
+        if device != "cpu":
+            raise TableError("--backend", f"onnxruntime runs on --device cpu here, not {device}")
+        _onnxruntime()
+
+
+def ort_session(model: bytes, *, threads: int | None):
+    """An ONNX Runtime CPU session of an ONNX file's bytes, timed as the module docstring says."""
+    ort = _onnxruntime()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or 0
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def _unit_onnx(module, args: tuple) -> bytes:
+    """``module`` (eval mode) called on ``args`` as ONNX bytes (TorchScript exporter, quietly)."""
+    import io
+    import warnings
+
+    torch = _torch()
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, args, buffer, dynamo=False, opset_version=OPSET, input_names=[f"x{i}" for i in range(len(args))])
+    return buffer.getvalue()
 
 
 def module_for(unit: Unit):
@@ -163,14 +225,19 @@ def time_call(make: Callable[[], Callable[[], object]], *, device: str = "cpu", 
     return median, q(0.75) - q(0.25), n
 
 
-def measure(unit: Unit, *, batch: int = 1, device: str = "cpu") -> Row:
-    """One row: ``unit`` timed under the protocol."""
+def measure(unit: Unit, *, batch: int = 1, device: str = "cpu", backend: str = "torch", threads: int | None = 1) -> Row:
+    """One row: ``unit`` timed under the protocol, on ``backend`` (``threads``: ONNX Runtime's
+    intra-op threads; torch's are set by the caller)."""
     torch = _torch()
 
     def make():
         module, make_inputs = module_for(unit)
         module = module.eval().to(device)
         args = tuple(a.to(device) for a in make_inputs(batch))
+        if backend == "onnxruntime":
+            session = ort_session(_unit_onnx(module, args), threads=threads)
+            feed = {f"x{i}": a.numpy() for i, a in enumerate(args)}
+            return lambda: session.run(None, feed)
         return lambda: module(*args)
 
     with torch.inference_mode():
@@ -194,23 +261,24 @@ def check_device(device: str) -> None:
             raise TableError("--device", f"{device} is not available here (torch {torch.__version__} sees {have}); use --device cpu")
 
 
-def local_meta(*, device: str, threads: int | None, source: str = "") -> TableMeta:
+def local_meta(*, device: str, threads: int | None, source: str = "", backend: str = "torch") -> TableMeta:
     """The header of a table measured here."""
     check_device(device)
+    check_backend(backend, device)
     torch = _torch()
     if device.startswith("cuda"):
         name = torch.cuda.get_device_name(torch.device(device))
-        backend = f"torch {torch.__version__} CUDA {torch.version.cuda}"
+        runtime = f"torch {torch.__version__} CUDA {torch.version.cuda}"
     else:
         name = f"{platform.processor() or platform.machine()} ({platform.system()})"
-        backend = f"torch {torch.__version__} CPU"
+        runtime = f"torch {torch.__version__} CPU" if backend == "torch" else f"onnxruntime {_onnxruntime().__version__} CPU"
     return TableMeta(
         device=name,
-        backend=backend,
+        backend=runtime,
         dtype="fp32",
         threads=None if device.startswith("cuda") else threads,
         date=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        protocol=protocol(device),
+        protocol=protocol(device, backend),
         source=source,
         channel_block=1 if device.startswith("cuda") else CPU_BLOCKS.get(torch.backends.cpu.get_cpu_capability(), 1),
     )
@@ -243,6 +311,7 @@ def profile(
     device: str = "cpu",
     threads: int | None = 1,
     source: str = "",
+    backend: str = "torch",
     progress: Callable[[int, int, float], None] | None = None,
 ) -> CostTable:
     """Measure every unit not yet in the table at ``path`` (created if missing) and return the table.
@@ -258,7 +327,7 @@ def profile(
     path = Path(path)
     if path.is_dir():
         raise TableError(str(path), "is a directory; give a table file path such as table.jsonl")
-    meta = local_meta(device=device, threads=threads, source=source)
+    meta = local_meta(device=device, threads=threads, source=source, backend=backend)
     if path.exists():
         done = {r.key for r in _resume(path, meta).rows}
     else:
@@ -270,7 +339,7 @@ def profile(
     if progress is not None:
         progress(0, len(todo), math.nan)
     for i, (unit, w) in enumerate(zip(todo, weights), 1):
-        append(path, [measure(unit, batch=batch, device=device)])
+        append(path, [measure(unit, batch=batch, device=device, backend=backend, threads=threads)])
         spent_work += w
         if progress is not None:
             elapsed = time.perf_counter() - start

@@ -331,3 +331,24 @@ def test_a_coordinate_measured_only_on_the_diagonal_is_not_read_off_it():
     assert p.ms(Unit("conv", 32, 32, 3, 1, 14, False, "relu")) == pytest.approx(32.0) and p.extrapolated == 0
     p.ms(Unit("conv", 32, 64, 3, 1, 14, False, "relu"))  # off the measured diagonal: an extrapolation
     assert p.extrapolated == 1
+
+
+@pytest.mark.slow
+def test_an_onnxruntime_table_is_profiled_and_checked_on_onnxruntime(tmp_path, capsys):
+    out = tmp_path / "ort.jsonl"
+    assert main(["profile", *SMALL, "-o", str(out), "--backend", "onnxruntime", "--calibrate", "4"]) == 0
+    table = tables.load(out)
+    assert table.meta.backend.startswith("onnxruntime ") and "ONNX Runtime" in table.meta.protocol
+    space = DesignSpace(block="basic", resolution=32, strides=(2, 2), depths=((1, 2), (1, 2)), stem_channels=(16, 16),
+                        channels=(16, 32), kernels=(3,))  # SMALL's
+    assert {r.unit for r in table.rows} == set(profile_units(Problem(space)))
+    assert table.meta.calibration is not None and table.meta.calibration.designs == 4
+    capsys.readouterr()
+    assert main(["latency-check", *SMALL, "--table", str(out), "--designs", "3", "--json", str(tmp_path / "c.json")]) == 0
+    assert "(onnxruntime, threads 1, batch 1)" in capsys.readouterr().out
+    assert json.loads((tmp_path / "c.json").read_text())["backend"] == "onnxruntime"
+    assert main(["latency-check", *SMALL, "--table", str(out), "--backend", "torch"]) == 2
+    assert "--backend: the table was measured with onnxruntime" in capsys.readouterr().err
+    # A torch profile into the same file is refused: a table holds one backend's rows.
+    assert main(["profile", *SMALL, "-o", str(out), "--calibrate", "0"]) == 2
+    assert "not here" in capsys.readouterr().err

@@ -92,6 +92,32 @@ def test_a_stored_engine_is_the_built_one_and_a_damaged_file_is_rebuilt(own_cach
     assert cache._read(PROBLEM) is not None  # written whole again
 
 
+def test_an_engine_with_latency_is_stored_under_its_tables_digest(own_cache):
+    from conftest import synthetic_table
+
+    from deepmad.latency import LatencyModel
+    from hwmodels.table import Row
+
+    table = synthetic_table(PROBLEM)
+    sparse = dataclasses.replace(table, rows=table.rows[::2])  # the learned model fills the lattice
+    timed = dataclasses.replace(PROBLEM, latency_model=LatencyModel.of(sparse), latency=5.0)
+    built = Engine.of(timed)
+    cache.engine_of(timed)
+    assert len(list(own_cache.glob("*.npz"))) == 1 and len(list((own_cache / "models").glob("*.txt"))) == 1
+    cache._held.clear()
+    again = dataclasses.replace(PROBLEM, latency_model=LatencyModel.of(sparse), latency=5.0)  # the same table, read anew
+    read = cache.engine_of(again)
+    assert read.stages[0].latency is not None
+    for name, value in _arrays(built).items():
+        assert np.array_equal(_arrays(read)[name], value), name
+    for j, stage in enumerate(built.stages):
+        for field in dataclasses.fields(stage.latency):
+            assert np.array_equal(getattr(stage.latency, field.name), getattr(read.stages[j].latency, field.name)), (j, field.name)
+    changed = dataclasses.replace(sparse, rows=(Row(sparse.rows[0].unit, 1, 2 * sparse.rows[0].ms), *sparse.rows[1:]))
+    cache.engine_of(dataclasses.replace(PROBLEM, latency_model=LatencyModel.of(changed), latency=5.0))
+    assert len(list(own_cache.glob("*.npz"))) == 2  # one row measured otherwise: another engine
+
+
 def test_an_engine_of_other_rules_is_another_file(own_cache):
     cache.engine_of(PROBLEM)
     cache.engine_of(dataclasses.replace(PROBLEM, flops=2e7))  # budgets are not the engine's business
@@ -105,7 +131,7 @@ def test_the_cache_command_reports_and_clears_the_folder(own_cache, capsys):
     cache.engine_of(PROBLEM)
     assert main(["cache"]) == 0
     shown = capsys.readouterr().out
-    assert f"{own_cache}: 1 engine file," in shown
+    assert f"{own_cache}: 1 file (engines and latency models)," in shown
     assert main(["cache", "--clear"]) == 0
     capsys.readouterr()
     assert list(own_cache.glob("*.npz")) == [] and cache.usage() == (0, 0)

@@ -19,7 +19,7 @@ import math
 import time
 from typing import Callable
 
-from .. import interrupt
+from .. import interrupt, threads
 from ..architecture import Architecture
 from ..errors import DeepmadError, InputError, Interrupted
 from ..presets import preset
@@ -118,7 +118,10 @@ def solve(
 
     Ctrl-C (SIGINT, in the main thread) stops the solve early: the best design found so far comes
     back with its bound and gap and status ``"interrupted"``; :class:`Interrupted` when none was found
-    yet. A second Ctrl-C raises :class:`KeyboardInterrupt`."""
+    yet. A second Ctrl-C raises :class:`KeyboardInterrupt`.
+
+    Numerical libraries run one thread each during the solve (``$DEEPMAD_THREADS`` for more; see
+    :mod:`deepmad.threads`)."""
     if isinstance(problem, str):
         problem = preset(problem)
     if not (isinstance(time_limit, (int, float)) and not isinstance(time_limit, bool) and math.isfinite(time_limit) and time_limit > 0):
@@ -145,6 +148,6 @@ def solve(
     shown = progress if isinstance(progress, Progress) else (terminal() if progress else Progress())
     chosen = method if method != "auto" else ("milp" if count <= settings.whole_options else "large")
     stop = stop_at if stop_at is not None else time.perf_counter() + time_limit
-    with interrupt.catching():
+    with interrupt.catching(), threads.limited():
         return METHODS[chosen](problem, time_limit=time_limit, stop_at=stop, gap=gap, progress=shown, start=start, settings=settings,
                                warm=warm)

@@ -3,13 +3,13 @@
 A problem's engine (:mod:`deepmad.solvers.engine`) depends only on its space,
 FLOPs convention, non-decreasing rule and latency model. In a process, the
 last :data:`KEPT` engines are held (a sweep over one space builds one). On
-disk, an engine without a latency model is kept as plain arrays (``.npz``,
-read with ``allow_pickle=False``) named by a digest of what it depends on,
-with that description and a digest of its arrays inside, both checked when it
-is read back; a file that fails either is rebuilt. The folder is
-``$DEEPMAD_CACHE`` or ``$XDG_CACHE_HOME/deepmad/engines``
-(``~/.cache/deepmad/engines``); it holds at most ``$DEEPMAD_CACHE_MB``
-megabytes (default :data:`LIMIT_MB`), the least recently used files going
+disk, an engine is kept as plain arrays (``.npz``, read with
+``allow_pickle=False``) named by a digest of what it depends on (with a
+latency model, the digest of its table's rows, batch, calibration and
+learner: :attr:`deepmad.latency.LatencyModel.digest`), with that description
+and a digest of its arrays inside, both checked when it is read back; a file
+that fails either is rebuilt. The folder (:mod:`deepmad.cachedir`) holds at
+most ``$DEEPMAD_CACHE_MB`` megabytes, the least recently used files going
 first; ``deepmad cache --clear`` empties it.
 """
 
@@ -25,34 +25,18 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cachedir import folder, limit_bytes, models
 from ..files import atomic_write_bytes
 from ..problem import Problem
-from .engine import Costs, Engine, StageTable, StemTable, key
+from .engine import Costs, Engine, Latency, StageTable, StemTable, key
 
 KEPT = 4
 """Engines held per process."""
 
-LIMIT_MB = 2048
-"""Default size limit of the folder on disk."""
-
-FORMAT = 1
+FORMAT = 2
 """The layout of the files; a file of another layout is rebuilt."""
 
 _held: OrderedDict = OrderedDict()
-
-
-def folder() -> Path:
-    if os.environ.get("DEEPMAD_CACHE"):
-        return Path(os.environ["DEEPMAD_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "deepmad" / "engines"
-
-
-def limit_bytes() -> int:
-    try:
-        return int(float(os.environ.get("DEEPMAD_CACHE_MB", LIMIT_MB)) * (1 << 20))
-    except ValueError:
-        return LIMIT_MB << 20
 
 
 def engine_of(problem: Problem) -> Engine:
@@ -61,11 +45,10 @@ def engine_of(problem: Problem) -> Engine:
     if k in _held:
         _held.move_to_end(k)
         return _held[k]
-    engine = _read(problem) if problem.latency_model is None else None
+    engine = _read(problem)
     if engine is None:
         engine = Engine.of(problem)
-        if problem.latency_model is None:
-            _write(problem, engine)
+        _write(problem, engine)
     _held[k] = engine
     while len(_held) > KEPT:
         _held.popitem(last=False)
@@ -74,7 +57,8 @@ def engine_of(problem: Problem) -> Engine:
 
 def describe(problem: Problem) -> str:
     """What an engine depends on, as text (its file's name is this text's digest)."""
-    return repr((FORMAT, dataclasses.astuple(problem.space), problem.flops_convention, problem.nondecreasing))
+    latency = problem.latency_model.digest if problem.latency_model is not None else None
+    return repr((FORMAT, dataclasses.astuple(problem.space), problem.flops_convention, problem.nondecreasing, latency))
 
 
 def _path(problem: Problem) -> Path:
@@ -89,7 +73,10 @@ def _arrays(engine: Engine) -> dict[str, np.ndarray]:
             if isinstance(value, Costs):
                 for g in dataclasses.fields(Costs):
                     out[f"{j}.{f.name}.{g.name}"] = getattr(value, g.name)
-            elif f.name != "latency":
+            elif isinstance(value, Latency):
+                for g in dataclasses.fields(Latency):
+                    out[f"{j}.latency.{g.name}"] = getattr(value, g.name)
+            elif value is not None:
                 out[f"{j}.{f.name}"] = np.asarray(value)
     return out
 
@@ -113,13 +100,13 @@ def _write(problem: Problem, engine: Engine) -> None:
         path = _path(problem)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, data, force=True)
-        _trim(path.parent)
+        _trim()
     except (OSError, ValueError):  # a cache that cannot be written is no cache: build each time
         pass
 
 
-def _trim(where: Path) -> None:
-    files = sorted(where.glob("*.npz"), key=lambda p: p.stat().st_mtime)
+def _trim() -> None:
+    files = sorted(_files(), key=lambda p: p.stat().st_mtime)
     total = sum(p.stat().st_size for p in files)
     while files and total > limit_bytes():
         old = files.pop(0)
@@ -145,7 +132,8 @@ def _read(problem: Problem) -> Engine | None:
             fields = {}
             for f in dataclasses.fields(StageTable):
                 if f.name == "latency":
-                    fields[f.name] = None
+                    fields[f.name] = (Latency(*(arrays[f"{j}.latency.{g.name}"] for g in dataclasses.fields(Latency)))
+                                      if f"{j}.latency.first" in arrays else None)
                 elif f"{j}.{f.name}" in arrays:
                     fields[f.name] = arrays[f"{j}.{f.name}"]
                 else:
@@ -160,9 +148,14 @@ def _read(problem: Problem) -> Engine | None:
     return Engine(stem, tuple(stages), key(problem))
 
 
+def _files() -> list[Path]:
+    where = folder()
+    return (list(where.glob("*.npz")) if where.is_dir() else []) + (list(models().glob("*.txt")) if models().is_dir() else [])
+
+
 def clear() -> tuple[int, int]:
-    """Empty the folder on disk; how many files and bytes it held."""
-    files = list(folder().glob("*.npz")) if folder().is_dir() else []
+    """Empty the folder on disk (engines and latency models); how many files and bytes it held."""
+    files = _files()
     size = sum(p.stat().st_size for p in files)
     for p in files:
         p.unlink(missing_ok=True)
@@ -170,9 +163,9 @@ def clear() -> tuple[int, int]:
 
 
 def usage() -> tuple[int, int]:
-    """How many files and bytes the folder on disk holds."""
-    files = list(folder().glob("*.npz")) if folder().is_dir() else []
+    """How many files and bytes the folder on disk holds (engines and latency models)."""
+    files = _files()
     return len(files), sum(p.stat().st_size for p in files)
 
 
-__all__ = ["clear", "engine_of", "folder", "usage"]
+__all__ = ["clear", "engine_of", "folder", "limit_bytes", "usage"]
