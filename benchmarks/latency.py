@@ -13,9 +13,9 @@ the same split with the code of another checkout (``git worktree add DIR
 REV``) in a subprocess, for a side-by-side table.
 
 ``designs`` measures random designs of a preset's space end to end on this CPU
-(the generated torch module, or with ``--backend onnxruntime`` its ONNX
-export) and prints the share within ±10 % of the table's prediction, per
-thread count.
+on the table's backend (the generated torch module, or its ONNX export in
+ONNX Runtime) and prints the share within ±10 % of the table's prediction,
+per thread count (a table predicts the thread count it was measured with).
 """
 
 from __future__ import annotations
@@ -77,17 +77,20 @@ def held_out_table(before: str | None) -> None:
 
 
 def designs_table(args: argparse.Namespace) -> None:
-    from deepmad.latency import load_model
+    from deepmad.latency import LatencyModel, find_table
     from deepmad.latencycheck import check
     from deepmad.presets import preset
+    from hwmodels.profile import backend_of
+    from hwmodels.table import load
 
     problem = preset(args.preset, space=args.space)
-    model = load_model(args.table)
-    print(f"{args.preset} ({args.space} space), table {args.table}, backend {args.backend}, {args.designs} random designs")
+    table = load(find_table(args.table))
+    model, backend = LatencyModel.of(table), backend_of(table.meta)
+    print(f"{args.preset} ({args.space} space), table {args.table}, backend {backend}, {args.designs} random designs")
     print(f"{'threads':>7} {'within 10 %':>12} {'median %':>9} {'RMSPE %':>8} {'seconds':>8}")
     for threads in args.threads:
         start = time.perf_counter()
-        result = check(problem, model, designs=args.designs, seed=args.seed, threads=threads, backend=args.backend)
+        result = check(problem, model, designs=args.designs, seed=args.seed, threads=threads, backend=backend)
         f = result.figures
         print(f"{threads:>7} {f['within_10']:>11.0f}% {f['median_abs']:>9.1f} {f['rmspe']:>8.1f} {time.perf_counter() - start:>8.0f}", flush=True)
 
@@ -101,7 +104,6 @@ def main() -> None:
     d.add_argument("--table", required=True)
     d.add_argument("--preset", default="deepmad-r18")
     d.add_argument("--space", default="wide")
-    d.add_argument("--backend", default="torch")
     d.add_argument("--designs", type=int, default=30)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--threads", type=int, nargs="+", default=[1])

@@ -393,8 +393,8 @@ def _cmd_profile(args: argparse.Namespace) -> int:
         cal = calibrate_apart(problem, args.out, designs=args.calibrate, device=args.device)
         table = table.with_calibration(cal)
         save(table, args.out)
-        print(f"calibration on {cal.designs} designs: latency = {cal.scale:.4f} x sum(units) + {cal.per_unit_ms:.4f} ms x units + "
-              f"{cal.per_mweight_ms:.4f} ms x (weights / 1e6) + {cal.fixed_ms:.4f} ms")
+        print(f"calibration on {cal.designs} designs: latency = sum over units of max(0, {cal.scale:.4f} x ms {cal.per_unit_ms:+.4f} ms "
+              f"{cal.per_mweight_ms:+.4f} ms x weights/1e6 {cal.per_melement_ms:+.4f} ms x activations/1e6) + {cal.fixed_ms:.4f} ms")
     print(f"{args.out}: {len(table.rows):,} rows")
     return 0
 

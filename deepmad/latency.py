@@ -121,27 +121,34 @@ class LatencyModel:
         return h.hexdigest()
 
     def unit_ms(self, unit: Unit) -> np.ndarray:
-        """Calibrated latency of one unit, ``scale * ms + per_unit_ms + per_mweight_ms * weights / 1e6``
-        (widths may be arrays)."""
+        """Calibrated latency of one unit (widths may be arrays): ``scale * ms + per_unit_ms +
+        per_mweight_ms * weights / 1e6 + per_melement_ms * activations / 1e6``, at least 0."""
         cal = self.calibration
-        return cal.scale * self.predictor.ms(unit) + cal.per_unit_ms + cal.per_mweight_ms * (unit.weights / 1e6)
+        ms = cal.scale * self.predictor.ms(unit) + cal.per_unit_ms + cal.per_mweight_ms * (unit.weights / 1e6)
+        if cal.per_melement_ms:
+            ms = ms + cal.per_melement_ms * (unit.activations / 1e6)
+        return np.maximum(ms, 0.0)
 
     def units_ms(self, units: list[Unit]):
         """Calibrated latency of a list of units (summed; arrays broadcast)."""
         return sum((self.unit_ms(u) for u in units), 0.0)
 
+    def units_each_ms(self, units: list[Unit]) -> np.ndarray:
+        """Calibrated latency of each unit of a list of scalar units, one predictor call per kind."""
+        kinds: dict[tuple, list[int]] = {}
+        for i, unit in enumerate(units):
+            kinds.setdefault(unit.group, []).append(i)
+        ms = np.zeros(len(units))
+        for (op, kernel, stride, fused, act), where in kinds.items():
+            group = [units[i] for i in where]
+            ms[where] = self.unit_ms(Unit(op, np.array([u.c_in for u in group]), np.array([u.c_out for u in group]), kernel, stride,
+                                          np.array([u.size for u in group]), fused, act))
+        return ms
+
     def predict(self, arch: Architecture) -> LatencyReport:
         before = self.predictor.extrapolated
         named = architecture_units(arch)
-        # One call per kind of unit: the predictor takes arrays.
-        kinds: dict[tuple, list[int]] = {}
-        for i, (_, unit) in enumerate(named):
-            kinds.setdefault(unit.group, []).append(i)
-        ms = np.zeros(len(named))
-        for (op, kernel, stride, fused, act), where in kinds.items():
-            units = [named[i][1] for i in where]
-            ms[where] = self.unit_ms(Unit(op, np.array([u.c_in for u in units]), np.array([u.c_out for u in units]), kernel, stride,
-                                          np.array([u.size for u in units]), fused, act))
+        ms = self.units_each_ms([u for _, u in named])
         parts: dict[str, float] = {}
         for (name, _), value in zip(named, ms.tolist()):
             parts[name] = parts.get(name, 0.0) + value

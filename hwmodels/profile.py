@@ -17,7 +17,8 @@ hour for a preset's table), run by an ONNX Runtime session with
 ``threads`` intra-op threads, one inter-op thread and every graph
 optimisation (BatchNorm folded, activations and adds fused, NCHWc blocked
 convs). A table records its backend (``meta.backend``, see
-:func:`backend_of`); end-to-end checks time whole networks on the same one.
+:func:`backend_of`); end-to-end checks time whole networks on the same one,
+exported the same way (:func:`onnx_bytes`).
 
 :func:`profile` appends each row to the table file as soon as it is measured
 (flushed to disk), so an interrupted run loses nothing: run it again with the
@@ -120,8 +121,10 @@ def ort_session(model: bytes, *, threads: int | None):
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
-def _unit_onnx(module, args: tuple) -> bytes:
-    """``module`` (eval mode) called on ``args`` as ONNX bytes (TorchScript exporter, quietly)."""
+def onnx_bytes(module, args: tuple) -> bytes:
+    """``module`` (eval mode) called on ``args`` as ONNX bytes, for timing: the TorchScript exporter
+    (quietly), inputs named ``x0``, ``x1``, ... Units and whole networks are timed from the same
+    exporter's graphs."""
     import io
     import warnings
 
@@ -235,7 +238,7 @@ def measure(unit: Unit, *, batch: int = 1, device: str = "cpu", backend: str = "
         module = module.eval().to(device)
         args = tuple(a.to(device) for a in make_inputs(batch))
         if backend == "onnxruntime":
-            session = ort_session(_unit_onnx(module, args), threads=threads)
+            session = ort_session(onnx_bytes(module, args), threads=threads)
             feed = {f"x{i}": a.numpy() for i, a in enumerate(args)}
             return lambda: session.run(None, feed)
         return lambda: module(*args)

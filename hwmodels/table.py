@@ -15,10 +15,12 @@ Format (``deepmad-cost-table``, version 1), UTF-8, one JSON object per line:
   channel blocking of the runtime's kxk and depthwise conv kernels: they run
   as if their widths were rounded up to a multiple of it (16 for oneDNN on
   AVX-512), which the predictor follows; ``calibration`` is ``null`` or
-  ``{"scale": s, "per_unit_ms": u, "per_mweight_ms": w, "fixed_ms": f, "designs": n}``:
-  end-to-end latency of a network = ``s * (sum of its units) + u * (number of
-  units) + w * (millions of weights) + f`` (fitted by :mod:`hwmodels.calibrate`
-  on ``n`` designs).
+  ``{"scale": s, "per_unit_ms": u, "per_mweight_ms": w, "fixed_ms": f, "designs": n,
+  "per_melement_ms": e}``: end-to-end latency of a network = the sum over its
+  units of ``s * ms + u + w * (millions of weights) + e * (millions of
+  activation elements)``, each at least 0, plus ``f`` (fitted by
+  :mod:`hwmodels.calibrate` on ``n`` designs; ``per_melement_ms``, which may be
+  missing, defaults to 0).
 * every other line, one measured unit (:class:`hwmodels.units.Unit`)::
 
     {"op": "conv", "batch": 1, "c_in": 64, "c_out": 128, "kernel": 3, "stride": 2,
@@ -52,7 +54,7 @@ MAX_BYTES = 256 << 20
 MAX_INT = 1 << 20
 ROW_KEYS = ("op", "batch", "c_in", "c_out", "kernel", "stride", "size", "fused_add", "act", "ms", "spread", "repeats")
 META_KEYS = ("device", "backend", "dtype", "threads", "date", "protocol", "source", "channel_block", "calibration")
-CALIBRATION_KEYS = ("scale", "per_unit_ms", "per_mweight_ms", "fixed_ms", "designs")
+CALIBRATION_KEYS = ("scale", "per_unit_ms", "per_mweight_ms", "fixed_ms", "designs", "per_melement_ms")
 
 
 class TableError(ValueError):
@@ -66,16 +68,22 @@ class TableError(ValueError):
 
 @dataclass(frozen=True)
 class Calibration:
-    """End-to-end latency (ms) = ``scale * sum(unit ms) + per_unit_ms * units +
-    per_mweight_ms * (weights / 1e6) + fixed_ms``. In isolation a unit's weights stay
-    in cache between timed calls; in a network they are read from memory each pass,
-    which ``per_mweight_ms`` charges."""
+    """End-to-end latency (ms) = the sum over units of ``max(0, scale * ms + per_unit_ms +
+    per_mweight_ms * weights / 1e6 + per_melement_ms * activations / 1e6)``, plus ``fixed_ms``.
+
+    In isolation a unit's weights stay in cache between timed calls; in a network they
+    are read from memory each pass, which ``per_mweight_ms`` (>= 0) charges. A unit timed
+    alone may also pay what a network pays once: a runtime's call overhead (a negative
+    ``per_unit_ms``) and converting its input and output between the plain layout and the
+    runtime's blocked one (ONNX Runtime's NCHWc: a negative ``per_melement_ms``, per
+    million activation elements, :attr:`hwmodels.units.Unit.activations`)."""
 
     scale: float = 1.0
     per_unit_ms: float = 0.0
     per_mweight_ms: float = 0.0
     fixed_ms: float = 0.0
     designs: int = 0
+    per_melement_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -214,12 +222,16 @@ def _meta(obj: Any) -> TableMeta:
     cal = meta.get("calibration")
     calibration = None
     if cal is not None:
+        cal = {"per_melement_ms": 0.0, **cal} if isinstance(cal, dict) else cal
         if not isinstance(cal, dict) or set(cal) != set(CALIBRATION_KEYS):
-            raise ValueError(f"meta.calibration must be null or an object with {', '.join(CALIBRATION_KEYS)}")
-        terms = ("per_unit_ms", "per_mweight_ms", "fixed_ms")
-        if not all(_number(cal[k]) for k in CALIBRATION_KEYS) or cal["scale"] <= 0 or any(cal[k] < 0 for k in terms) or not _is_int(cal["designs"]):
-            raise ValueError("meta.calibration: scale must be > 0, per_unit_ms, per_mweight_ms and fixed_ms >= 0, designs an integer")
-        calibration = Calibration(float(cal["scale"]), *(float(cal[k]) for k in terms), cal["designs"])
+            raise ValueError(f"meta.calibration must be null or an object with {', '.join(CALIBRATION_KEYS[:-1])} "
+                             f"(and optionally {CALIBRATION_KEYS[-1]})")
+        if not all(_number(cal[k]) for k in CALIBRATION_KEYS) or cal["scale"] <= 0 or cal["per_mweight_ms"] < 0 \
+                or cal["fixed_ms"] < 0 or not _is_int(cal["designs"]):
+            raise ValueError("meta.calibration: scale must be > 0, per_mweight_ms and fixed_ms >= 0, the other terms numbers, "
+                             "designs an integer")
+        calibration = Calibration(float(cal["scale"]), float(cal["per_unit_ms"]), float(cal["per_mweight_ms"]), float(cal["fixed_ms"]),
+                                  cal["designs"], float(cal["per_melement_ms"]))
     return TableMeta(
         device=meta["device"], backend=meta["backend"], dtype=meta.get("dtype", "fp32"), threads=threads,
         date=meta.get("date", ""), protocol=meta.get("protocol", ""), source=meta.get("source", ""), channel_block=block,

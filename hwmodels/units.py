@@ -56,6 +56,14 @@ class Unit:
         return 0
 
     @property
+    def activations(self):
+        """Activation elements the unit reads and writes per image: ``c_in * size^2`` in and
+        ``c_out * ceil(size / stride)^2`` out (a pool's and a classifier's output as their op gives)."""
+        side_out = -(-self.size // self.stride) if self.op not in ("se", "classifier") else self.size
+        out = 1 if self.op == "classifier" else side_out * side_out
+        return self.c_in * self.size * self.size + self.c_out * out
+
+    @property
     def group(self) -> tuple[str, int, int, bool, str]:
         """What must match exactly between a unit and the table rows that predict it."""
         return (self.op, self.kernel, self.stride, self.fused_add, self.act)

@@ -359,7 +359,8 @@ CASES = [
     case("table-threads-zero", *lat(jsonl({**HEADER, "meta": {**HEADER["meta"], "threads": 0}})), 2,
          tline(1, "meta.threads must be a positive integer or null, got 0")),
     case("table-bad-calibration", *lat(jsonl({**HEADER, "meta": {**HEADER["meta"], "calibration": {"scale": -1}}})), 2,
-         tline(1, "meta.calibration must be null or an object with scale, per_unit_ms, per_mweight_ms, fixed_ms, designs")),
+         tline(1, "meta.calibration must be null or an object with scale, per_unit_ms, per_mweight_ms, fixed_ms, designs "
+                  "(and optionally per_melement_ms)")),
     case("table-missing-column", *lat(jsonl(HEADER, {k: v for k, v in ROW.items() if k != "ms"})), 2, tline(2, "missing column ms")),
     case("table-duplicate-row", *lat(jsonl(HEADER, ROW, ROW)), 2, tline(3, "the same unit and batch as line 2")),
     case("table-nan-latency", *lat(json.dumps(HEADER) + "\n" + json.dumps(ROW).replace('"ms": 0.5', '"ms": NaN') + "\n"), 2,

@@ -110,12 +110,14 @@ def test_tinynas_rows_are_parsed_as_literals_and_failed_ones_left_out(tmp_path):
 
 
 @pytest.mark.slow
-def test_v100_fp16_held_out_rows_are_predicted_within_5_percent():
+def test_v100_fp16_held_out_rows_are_predicted_as_well_as_the_fields_best():
+    """Issue 18's figures for fp16 (median at most 2.5 %, within 10 % at least 88 %, RMSPE at most
+    12 %; the interpolation before the learned model: 4.3 %, 70 %, 25 %). The fit is deterministic."""
     imported = import_tinynas(V100 / "conv_data.fp16.out")
     assert imported.failed > 0 and len(imported.table.rows) > 80_000
     errors = held_out(imported.table, fraction=0.1, seed=0)
     assert len(errors) > 8000
-    assert np.median(errors) < 0.05
+    assert np.median(errors) <= 0.025 and np.mean(errors <= 0.10) >= 0.88 and np.sqrt(np.mean(errors**2)) <= 0.12
 
 
 def test_interpolation_reproduces_rows_and_is_linear_in_log_space():
@@ -184,6 +186,39 @@ def test_calibration_recovers_a_known_overhead():
     assert cal.scale == pytest.approx(1.2, rel=1e-3) and cal.per_unit_ms == pytest.approx(0.05, abs=1e-3)
     assert cal.per_mweight_ms == pytest.approx(0.4, abs=1e-3)
     assert cal.fixed_ms == pytest.approx(0.7, abs=2e-2) and cal.designs == 12
+
+
+def test_calibration_recovers_a_runtimes_call_and_layout_costs_and_keeps_units_non_negative():
+    rng = np.random.default_rng(1)
+    k = 12
+    sums, counts = rng.uniform(5, 50, k), rng.integers(20, 80, k)
+    weights, elements = rng.uniform(1e6, 12e6, k), rng.uniform(2e6, 20e6, k)
+    measured = 1.0 * sums - 0.01 * counts + 0.4 * weights / 1e6 - 0.2 * elements / 1e6 + 0.5
+    units = np.c_[rng.uniform(0.05, 2.0, 200), rng.uniform(0, 1e5, 200), rng.uniform(1e4, 5e5, 200)]
+    cal = calibrate.fit(sums, counts, weights, measured, elements, units)
+    assert cal.scale == pytest.approx(1.0, rel=1e-3) and cal.per_unit_ms == pytest.approx(-0.01, abs=1e-3)
+    assert cal.per_melement_ms == pytest.approx(-0.2, abs=1e-3) and cal.fixed_ms == pytest.approx(0.5, abs=2e-2)
+    # A unit that the terms would make negative holds the fit back: none is.
+    tiny = np.r_[units, [[0.001, 0.0, 2e5]]]
+    held = calibrate.fit(sums, counts, weights, measured, elements, tiny)
+    assert held.scale * 0.001 + held.per_unit_ms + held.per_melement_ms * 0.2 >= -1e-7
+    # Without the activations (a torch table), the terms stay as they were: none below zero.
+    plain = calibrate.fit(sums, counts, weights, np.maximum(measured, 1.0))
+    assert plain.per_unit_ms >= 0 and plain.per_melement_ms == 0
+
+
+def test_a_calibrated_unit_is_never_below_zero_and_old_tables_read_as_before(tmp_path):
+    problem = small_problem()
+    table = synthetic_table(problem, Calibration(1.0, -0.5, 0.0, 0.0, 10, -0.1))
+    model = LatencyModel.of(table)
+    assert float(model.unit_ms(Unit("conv", 16, 16, 3, 1, 8, False, "relu"))) == 0.0  # -0.5 ms would be below zero
+    path = tables.save(table, tmp_path / "t.jsonl")
+    assert tables.load(path) == table
+    lines = path.read_text().splitlines()
+    header = json.loads(lines[0])
+    del header["meta"]["calibration"]["per_melement_ms"]  # a table written before the term existed
+    path.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    assert tables.load(path).meta.calibration.per_melement_ms == 0.0
 
 
 def test_calibrated_latency_is_the_sum_of_calibrated_units():
