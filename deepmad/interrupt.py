@@ -5,7 +5,9 @@ raise: it sets a flag that the solver's loops read (:func:`past`), and it
 cancels the HiGHS runs in progress (HiGHS checks for a cancel in its own
 callbacks, which run Python code often enough for the signal to be seen). The
 solve then returns its best design, with status ``"interrupted"``. A second
-SIGINT raises :class:`KeyboardInterrupt` as usual.
+SIGINT raises :class:`KeyboardInterrupt` as usual; where it lands in a HiGHS
+callback, which swallows exceptions, it is raised again at the run's end
+(:func:`running`) and in the solver's loops (:func:`past`).
 
 Python runs a signal's handler once for every press that arrives while the main
 thread is inside one long native call (a numba kernel, a HiGHS run): two quick
@@ -24,6 +26,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 _requested = threading.Event()
+_aborted = threading.Event()  # a second Ctrl-C: stop at once
 _happened = threading.Event()  # the last catching block saw a Ctrl-C
 _presses: tuple[int, int] | None = None  # the wakeup pipe of the active catching block
 _running: list[Any] = []  # highspy.Highs objects whose run is in progress
@@ -41,7 +44,10 @@ def happened() -> bool:
 
 
 def past(deadline: float) -> bool:
-    """Whether a loop should stop: ``deadline`` (a ``time.perf_counter`` value) passed, or Ctrl-C."""
+    """Whether a loop should stop: ``deadline`` (a ``time.perf_counter`` value) passed, or Ctrl-C.
+    Raises :class:`KeyboardInterrupt` after a second Ctrl-C (see :func:`_handler`)."""
+    if _aborted.is_set():
+        raise KeyboardInterrupt
     return time.perf_counter() > deadline or _requested.is_set()
 
 
@@ -63,6 +69,7 @@ def catching() -> Iterator[None]:
     previous_fd = signal.set_wakeup_fd(_presses[1], warn_on_full_buffer=False)
     previous = signal.signal(signal.SIGINT, _handler)
     _requested.clear()
+    _aborted.clear()
     _happened.clear()
     try:
         yield
@@ -75,6 +82,7 @@ def catching() -> Iterator[None]:
         if _requested.is_set():
             _happened.set()
         _requested.clear()  # later solves, in any thread, start afresh
+        _aborted.clear()
 
 
 def _pressed() -> int:
@@ -93,6 +101,11 @@ def _pressed() -> int:
 
 def _handler(signum: int, frame: Any) -> None:
     if _requested.is_set() or _pressed() > 1:
+        # Raised here, the exception may land in a HiGHS callback, which swallows it: the flag makes
+        # the run's end (:func:`running`) and the solver's loops (:func:`past`) raise it again.
+        _aborted.set()
+        for solver in list(_running):
+            _cancel(solver)
         raise KeyboardInterrupt
     _requested.set()
     for solver in list(_running):
@@ -109,3 +122,5 @@ def running(solver: Any) -> Iterator[None]:
         yield
     finally:
         _running.remove(solver)
+    if _aborted.is_set():
+        raise KeyboardInterrupt

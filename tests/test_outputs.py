@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepmad import Architecture
+from deepmad import Architecture, interrupt
 from deepmad.cli import main
 from hwmodels import files
 
@@ -220,4 +220,33 @@ def test_two_presses_inside_one_native_call_count_as_two():
             np.sort(values)  # native code: no handler runs inside it
             timer.join()
             assert time.perf_counter() - began > 0.2, "the presses did not land inside the native call"
+    assert not interrupt.requested()
+
+
+class _Run:
+    """A stand-in for a ``highspy.Highs`` run."""
+
+    def cancelSolve(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("where", ["a loop", "a HiGHS run"])
+def test_a_second_ctrl_c_swallowed_by_a_callback_still_stops(where):
+    """HiGHS calls Python back, and an exception raised there does not reach the caller: the second
+    press must stop the solve anyway, where the solver next looks (its loops, the run's end)."""
+    with pytest.raises(KeyboardInterrupt):
+        with interrupt.catching():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            assert interrupt.requested()
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)
+            except KeyboardInterrupt:
+                pass  # the callback swallowed it
+            if where == "a loop":
+                interrupt.past(time.perf_counter() + 60)
+            else:
+                with interrupt.running(_Run()):
+                    pass
     assert not interrupt.requested()
