@@ -1,13 +1,25 @@
-"""What-if sweeps on this machine: a preset's FLOPs sweep on local workers, and what warm starts save.
+"""What-if sweeps on this machine: a preset's FLOPs sweep on local workers, what warm starts save,
+and what a latency budget buys against FLOPs budgets and torchvision's ResNets.
 
     .venv/bin/python benchmarks/whatif.py sweep --preset deepmad-r50 --points 40 --time-limit 6 --workers 2
     .venv/bin/python benchmarks/whatif.py warm
+    .venv/bin/python benchmarks/whatif.py latency --table r18-cpu.jsonl --png docs/whatif-latency.png
 
 ``sweep`` prints the wall time, how many points were proven optimal, the
 largest gap, and every step at which the objective decreased along the sweep
 (a decrease means a solve was not optimal). ``warm`` solves the same sweep of
 a custom problem (the whole MILP on HiGHS, 114,168 options) with and without warm starts, one process,
 side by side, and prints the median solve time per point of each and their ratio.
+
+``latency`` (needs ``pip install 'deepmad[bench]'``, i.e. torchvision, and a
+cost table of deepmad-r18's space profiled here, ``deepmad profile --preset
+deepmad-r18``) measures torchvision's ResNet-18, -34 and -50 on this CPU with
+the table's protocol and threads, then designs with the ResNet presets'
+problems twice: as published (their FLOPs budgets) and with the FLOPs budget
+replaced by a latency budget equal to the ResNet's measured latency. Every
+design's generated module is measured the same way; the table prints each
+design's objective, FLOPs, predicted and measured latency beside its ResNet,
+and the figure plots objective against measured latency.
 """
 
 from __future__ import annotations
@@ -67,6 +79,113 @@ def _warm(args: argparse.Namespace) -> None:
     print(f"cold / warm per point: median {statistics.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f})")
 
 
+def _resnets() -> dict:
+    """torchvision's ResNet-18/34/50 builders. The package's own ``__init__`` loads its compiled
+    ops, which need the CUDA build of torch that torchvision's wheels are made for; the model
+    definitions are plain Python, so the package is entered without running it."""
+    import importlib.util
+    import types
+
+    if "torchvision" not in sys.modules:
+        spec = importlib.util.find_spec("torchvision")
+        if spec is None:
+            sys.exit("latency needs torchvision: pip install 'deepmad[bench]'")
+        package = types.ModuleType("torchvision")
+        package.__path__, package.__spec__ = list(spec.submodule_search_locations), spec
+        sys.modules["torchvision"] = package
+    from torchvision.models import resnet
+
+    return {"ResNet-18": resnet.resnet18, "ResNet-34": resnet.resnet34, "ResNet-50": resnet.resnet50}
+
+
+def _macs(model, resolution: int) -> float:
+    """Multiply-accumulates of one 1-image pass (torch's FLOP counter halved): the tinynas
+    convention in which the presets state their FLOPs budgets."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        model(torch.randn(1, 3, resolution, resolution))
+    return counter.get_total_flops() / 2
+
+
+def _latency(args: argparse.Namespace) -> None:
+    import dataclasses
+    import json
+
+    import torch
+
+    from deepmad.latency import find_table, load_model
+    from deepmad.latencycheck import NETWORK_SECONDS, measure_designs
+    from deepmad.solvers import solve
+    from hwmodels.profile import steady_memory, time_call
+    from hwmodels.table import load
+
+    model = load_model(args.table)
+    threads = load(find_table(args.table)).meta.threads or 1
+    torch.set_num_threads(threads)
+    steady_memory()
+    rows, figure = [], []
+    for (name, build), preset_name in zip(_resnets().items(), ("deepmad-r18", "deepmad-r34", "deepmad-r50")):
+        net = build().eval()
+        x = torch.randn(1, 3, 224, 224)
+        with torch.inference_mode():
+            ms = time_call(lambda: (lambda: net(x)), min_seconds=NETWORK_SECONDS)[0]
+        rows.append({"name": name, "budget": "-", "objective": None, "flops": _macs(net, 224), "params": sum(p.numel() for p in net.parameters()),
+                     "predicted_ms": None, "measured_ms": ms})
+        figure.append(("reference", name, None, ms))
+        base = dataclasses.replace(preset(preset_name), latency_model=model)
+        for label, problem in ((f"{preset_name}, FLOPs {base.flops / 1e9:.2f}G", base),
+                               (f"{preset_name}, latency {ms:.1f} ms", dataclasses.replace(base, flops=None, latency=ms))):
+            s = solve(problem, time_limit=args.time_limit)
+            measured = measure_designs([s.architecture], threads=threads)[0]
+            rows.append({"name": label, "budget": "latency" if problem.latency else "flops", "objective": s.objective, "gap": s.gap,
+                         "flops": s.check.flops, "params": s.check.params, "predicted_ms": s.check.latency_ms,
+                         "measured_ms": measured, "design": whatif.summary(s.architecture)})
+            figure.append((rows[-1]["budget"], label, s.objective, measured))
+    print(f"{args.table}: {threads} thread(s), batch 1, 224x224; time limit {args.time_limit:g} s per design")
+    print(f"{'network':<38} {'objective':>10} {'gap':>6} {'MACs':>7} {'params':>7} {'predicted':>10} {'measured':>9}")
+    for r in rows:
+        objective = f"{r['objective']:10,.0f}" if r["objective"] is not None else f"{'-':>10}"
+        gap = f"{r['gap']:6.1%}" if r.get("gap") is not None else f"{'-':>6}"
+        predicted = f"{r['predicted_ms']:8.1f}ms" if r["predicted_ms"] is not None else f"{'-':>10}"
+        print(f"{r['name']:<38} {objective} {gap} {r['flops'] / 1e9:6.2f}G {r['params'] / 1e6:6.2f}M {predicted} {r['measured_ms']:7.1f}ms"
+              + (f"  {r['design']}" if r.get("design") else ""))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+    if args.png:
+        _latency_png(figure, args.png, f"{args.table}, {threads} thread(s)")
+
+
+def _latency_png(figure: list, path: str, where: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    styles = {"flops": ("s", "tab:blue", "FLOPs budget of the ResNet (published DeepMAD problem)"),
+              "latency": ("D", "tab:red", "latency budget = the ResNet's measured latency")}
+    for kind, (marker, colour, legend) in styles.items():
+        points = [(ms, obj, label) for k, label, obj, ms in figure if k == kind]
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker=marker, color=colour, ls="none", ms=7, label=legend)
+        for ms, obj, label in points:
+            ax.annotate(label.split(",")[0].removeprefix("deepmad-"), (ms, obj), textcoords="offset points", xytext=(6, -4), fontsize=8)
+    for _, label, _, ms in (f for f in figure if f[0] == "reference"):
+        ax.axvline(ms, color="grey", ls="--", lw=1)
+        ax.annotate(f"{label} {ms:.1f} ms", (ms, 0.02), xycoords=("data", "axes fraction"), rotation=90, fontsize=8, color="grey",
+                    xytext=(-10, 0), textcoords="offset points")
+    ax.set_xlabel(f"measured latency (ms; {where})")
+    ax.set_ylabel("DeepMAD objective")
+    ax.set_title("DeepMAD designs against the latency of torchvision's ResNets")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
@@ -77,8 +196,13 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p = sub.add_parser("warm")
     p.add_argument("--points", type=int, default=8)
+    p = sub.add_parser("latency")
+    p.add_argument("--table", required=True, help="a cost table of deepmad-r18's space profiled on this machine")
+    p.add_argument("--time-limit", type=float, default=30.0)
+    p.add_argument("--json", help="write the rows as JSON")
+    p.add_argument("--png", help="write the figure: objective against measured latency")
     args = parser.parse_args()
-    _sweep(args) if args.what == "sweep" else _warm(args)
+    {"sweep": _sweep, "warm": _warm, "latency": _latency}[args.what](args)
 
 
 if __name__ == "__main__":

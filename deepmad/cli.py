@@ -464,9 +464,12 @@ def _cmd_whatif(args: argparse.Namespace) -> int:
     if (args.png or args.html) and x == "latency" and problem.latency_model is None and "table" not in axes:
         raise InputError("--x", "latency needs --table (or --vary table=...)")
     outputs = [args.out, args.csv, args.json, args.png, args.html]
+    # The other outputs are made from the sweep file's points: where it exists (and holds this
+    # sweep, checked before any solve), they are remade from it without --force.
+    resumed = args.out is not None and Path(args.out).is_file() and not args.force
     for path in outputs[1:]:
-        check_output(path, force=args.force)
-    check_output(args.out, force=True)  # an existing sweep file is resumed
+        check_output(path, force=args.force or resumed)
+    check_output(args.out, force=True)
     references = [_reference(path, problem) for path in args.reference]
     # Every point is checked before any solve: a bad value fails now, not after an hour.
     for point in whatif.points(axes):
@@ -501,22 +504,20 @@ def _cmd_whatif(args: argparse.Namespace) -> int:
             for row, value in zip(result.rows, found):
                 row[f"next_change_{budget}"] = value
     title = f"What if: {problem.name or 'custom problem'}, varying {', '.join(axes)}"
-    figures = {}
-    if args.png or args.html:
-        figures[f"objective against {x}"] = pareto.front_png(result, x=x, references=references, title=title)
     if args.csv:
         atomic_write_text(args.csv, result.to_csv(), force=True)
     if args.json:
         atomic_write_text(args.json, result.to_json(), force=True)
     if args.png:
-        atomic_write_bytes(args.png, next(iter(figures.values())), force=True)
+        atomic_write_bytes(args.png, pareto.front_png(result, x=x, references=references, title=title), force=True)
     if args.html:
-        atomic_write_text(args.html, pareto.html_report(result, title=title, figures=figures, references=references), force=True)
-    if not args.csv:
+        atomic_write_text(args.html, pareto.html_report(result, title=title, x=x, references=references), force=True)
+    if not any(outputs):
         sys.stdout.write(result.to_csv())
     statuses = [r["status"] for r in result.rows]
-    print(f"{len(statuses)} points: " + ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses))
-          + "".join(f"; wrote {p}" for p in outputs if p), file=sys.stderr)
+    kept = f" ({result.solved} solved now, {len(statuses) - result.solved} read from {args.out})" if resumed else ""
+    print(f"{len(statuses)} points{kept}: " + ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses))
+          + (f"; outputs: {', '.join(p for p in outputs if p)}" if any(outputs) else ""), file=sys.stderr)
     return 0
 
 
@@ -674,7 +675,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=("auto", "milp", "large"), default="auto", help="as for design")
     p.add_argument("--workers", type=_positive_int, metavar="N", help="solve on N local processes")
     p.add_argument("--dask", metavar="ADDRESS", help="solve on a Dask cluster (scheduler address; needs deepmad[dask])")
-    p.add_argument("--out", metavar="PATH", help="keep finished points in this JSON Lines file; a rerun resumes it")
+    p.add_argument("--out", metavar="PATH", help="keep finished points in this JSON Lines file: a rerun solves only the points it "
+                   "lacks (it resumes, or grows by the values added to an axis) and remakes the other outputs from it")
     p.add_argument("--csv", metavar="PATH", help="write the table as CSV (default: standard output)")
     p.add_argument("--json", metavar="PATH", help="write the table as JSON")
     p.add_argument("--png", metavar="PATH", help="write the Pareto front as PNG")

@@ -23,6 +23,7 @@ from hwmodels.predict import held_out
 from hwmodels.profile import backend_of
 from hwmodels.table import Calibration, CostTable
 
+from . import cachedir
 from .architecture import Architecture
 from .threads import limited
 from .errors import InputError
@@ -138,7 +139,7 @@ def held_out_figures(table: CostTable, *, fraction: float = 0.1, seed: int = 0, 
     if batch is not None and batch not in batches:
         raise InputError("--batch", f"the table has no rows for batch {batch}; it has {', '.join(map(str, batches))}")
     with limited():
-        rel = held_out(table, fraction=fraction, seed=seed, batch=batch)
+        rel = held_out(table, fraction=fraction, seed=seed, batch=batch, model_folder=cachedir.models())
     if not len(rel):
         raise InputError("--fraction", f"no row could be held out and predicted from the others in {len(table.rows)} rows; raise it")
     return {

@@ -15,8 +15,10 @@ whatever runs them, so the table does not depend on the executor (any
 :class:`concurrent.futures.Executor`, a Dask ``Client.get_executor()``
 included) or on the order in which chains finish; only ``solve_seconds``
 differs between runs. With ``out``, rows are appended to a JSON Lines file as
-chains finish, after a header that states the sweep, and an interrupted sweep
-given the same file resumes without solving finished points again.
+chains finish, after a header that states the sweep (problem, settings, cost
+tables and the axes' names). A later run given the same file solves only the
+points the file lacks: an interrupted sweep resumes, and a sweep with more
+values on its axes grows the file (as trials are added to an Optuna study).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from . import interrupt, threads
 from .architecture import Architecture
 from .blocks import BLOCK_TYPES
 from .solvers.colgen import certificate, certified
+from .solvers.rows import PRICE_UNITS
 from .errors import DeepmadError, InputError, Interrupted, shown
 from .files import atomic_write_text, read_text
 from .problem import Problem
@@ -50,14 +53,23 @@ from .units import parse_amount, parse_duration_ms
 class AxisKind:
     """What a sweep can vary: how a typed value is read, and how it changes a problem.
 
-    ``unit`` and ``scale`` say how figures show the value (``value / scale`` in ``unit``)."""
+    ``units``: the scales figures and tables may show the value in, smallest first, each as
+    ``(scale, unit, one)``: ``value / scale`` in ``unit`` (``one`` names a single unit, for rates
+    such as "per MFLOP"); see :meth:`display`."""
 
     parse: Callable[[str], Any]
     apply: Callable[[Problem, Any], Problem]
     label: str
-    unit: str = ""
-    scale: float = 1.0
+    units: tuple[tuple[float, str, str], ...] = ()
     budget: str | None = None  # the Check field the axis bounds, for budgets
+
+    def display(self, values: Sequence[Any]) -> tuple[float, str, str]:
+        """The unit to show ``values`` in: the largest of :attr:`units` that the largest value
+        reaches (5M to 40M FLOPs in MFLOPs, 1G to 8G in GFLOPs); ``(1.0, "", "")`` without units."""
+        if not self.units:
+            return 1.0, "", ""
+        top = max((abs(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)), default=0.0)
+        return next((u for u in reversed(self.units) if top >= u[0]), self.units[0])
 
 
 def _space(problem: Problem, **changes: Any) -> Problem:
@@ -114,15 +126,19 @@ def _table(problem: Problem, table: str) -> Problem:
     return dataclasses.replace(problem, latency_model=_model(table, batch))
 
 
+_FLOPS_UNITS = ((1e3, "KFLOPs", "KFLOP"), (1e6, "MFLOPs", "MFLOP"), (1e9, "GFLOPs", "GFLOP"), (1e12, "TFLOPs", "TFLOP"))
+_PARAMS_UNITS = ((1.0, "params", "param"), (1e3, "K params", "K params"), (1e6, "M params", "M params"))
+
 AXES: dict[str, AxisKind] = {
-    "flops": AxisKind(lambda t: parse_amount(t, "flops"), lambda p, v: dataclasses.replace(p, flops=v), "FLOPs budget", "GFLOPs", 1e9, "flops"),
-    "params": AxisKind(lambda t: parse_amount(t, "params"), lambda p, v: dataclasses.replace(p, params=v), "parameter budget", "M", 1e6, "params"),
-    "rho": AxisKind(lambda t: parse_amount(t, "rho"), lambda p, v: dataclasses.replace(p, rho=v), "rho0", "", 1.0, "rho"),
-    "latency": AxisKind(lambda t: parse_duration_ms(t, "latency"), lambda p, v: dataclasses.replace(p, latency=v), "latency budget", "ms", 1.0,
-                        "latency_ms"),
+    "flops": AxisKind(lambda t: parse_amount(t, "flops"), lambda p, v: dataclasses.replace(p, flops=v), "FLOPs budget", _FLOPS_UNITS, "flops"),
+    "params": AxisKind(lambda t: parse_amount(t, "params"), lambda p, v: dataclasses.replace(p, params=v), "parameter budget", _PARAMS_UNITS,
+                       "params"),
+    "rho": AxisKind(lambda t: parse_amount(t, "rho"), lambda p, v: dataclasses.replace(p, rho=v), "rho0", budget="rho"),
+    "latency": AxisKind(lambda t: parse_duration_ms(t, "latency"), lambda p, v: dataclasses.replace(p, latency=v), "latency budget",
+                        ((1.0, "ms", "ms"),), "latency_ms"),
     "table": AxisKind(str, _table, "cost table"),
     "block": AxisKind(_block, lambda p, v: _space(p, block=v, inner_ratio=None), "block type"),
-    "resolution": AxisKind(_positive_int("resolution"), lambda p, v: _space(p, resolution=v), "resolution", "px"),
+    "resolution": AxisKind(_positive_int("resolution"), lambda p, v: _space(p, resolution=v), "resolution", ((1.0, "px", "px"),)),
     "nondecreasing": AxisKind(_switch, lambda p, v: dataclasses.replace(p, nondecreasing=v), "non-decreasing widths"),
     "max_depth_spread": AxisKind(_spread, lambda p, v: dataclasses.replace(p, max_depth_spread=v), "max depth spread"),
 }
@@ -260,10 +276,12 @@ def chains(count: int, *, parts: int) -> list[range]:
 
 @dataclass
 class Sweep:
-    """A finished sweep: the axes, and one row per point in the points' order."""
+    """A finished sweep: the axes, one row per point in the points' order, and how many points
+    this run solved (the others were read from the sweep file)."""
 
     axes: dict[str, tuple]
     rows: list[dict[str, Any]]
+    solved: int | None = None
 
     def columns(self) -> list[str]:
         extra = [k for k in (self.rows[0] if self.rows else {}) if k.startswith("next_change_")]
@@ -280,11 +298,15 @@ class Sweep:
     def to_json(self) -> str:
         return json.dumps({"axes": {k: list(map(_plain, v)) for k, v in self.axes.items()}, "rows": self.rows}, indent=1) + "\n"
 
+    def unit(self, budget: str) -> tuple[float, str, str]:
+        """The unit this sweep shows ``budget`` in (:meth:`AxisKind.display` of its values)."""
+        return AXES[budget].display(self.axes[budget])
+
     def marginals(self, budget: str) -> list[float | None]:
-        """Per row, the objective gained per unit of ``budget`` (in the axis' display unit) from
-        the neighbouring points along that axis, other axes equal (central differences; one-sided
-        at the ends); ``None`` where a neighbour has no design."""
-        kind = AXES[budget]
+        """Per row, the objective gained per unit of ``budget`` (in :meth:`unit`) from the
+        neighbouring points along that axis, other axes equal (central differences; one-sided at
+        the ends); ``None`` where a neighbour has no design."""
+        scale = self.unit(budget)[0]
         others = [a for a in self.axes if a != budget]
         out: list[float | None] = [None] * len(self.rows)
         groups: dict[tuple, list[int]] = {}
@@ -296,19 +318,40 @@ class Sweep:
                 lo, hi = members[max(0, pos - 1)], members[min(len(members) - 1, pos + 1)]
                 a, b = self.rows[lo], self.rows[hi]
                 if a[budget] != b[budget] and None not in (a["objective"], b["objective"], self.rows[i]["objective"]):
-                    out[i] = (b["objective"] - a["objective"]) / ((b[budget] - a[budget]) / kind.scale)
+                    out[i] = (b["objective"] - a["objective"]) / ((b[budget] - a[budget]) / scale)
+        return out
+
+    def multipliers(self, budget: str) -> list[float | None]:
+        """Per row, the multiplier of ``budget``'s row in the point's certificate (column
+        generation's bound, :func:`deepmad.solvers.colgen.certificate`) per unit of ``budget`` (in
+        :meth:`unit`): the slope of that bound in the budget. ``None`` where a point has no
+        certificate (a solve that did not price) or the budget has no row (rho0 is not a linear
+        budget).
+
+        The bound is a concave function of the budget (it is the Lagrangian dual), and the
+        multiplier is its slope: between the points of a sweep it is bracketed by the bound's
+        differences. The optimum itself moves in steps, so its differences (:meth:`marginals`)
+        agree with the multiplier only where the bound meets the optimum and the front is smooth;
+        on a step they can be 0 or several times the multiplier."""
+        if budget not in PRICE_UNITS:
+            return [None] * len(self.rows)
+        scale = self.unit(budget)[0] / PRICE_UNITS[budget]
+        out: list[float | None] = []
+        for row in self.rows:
+            prices = (row.get("certificate") or {}).get("prices", {})
+            out.append(prices[budget] * scale if budget in prices else None)
         return out
 
 
-def _digest(table: str) -> str:
-    """A short digest of a cost table's file (an edited or re-profiled table is another table)."""
-    from .latency import find_table
-
-    return hashlib.sha256(Path(find_table(table)).read_bytes()).hexdigest()[:16]
+SWEEP_FORMAT = 2
+"""Version of a sweep file's header: 2 names the axes without their values (rows carry them), so
+that a file grows with the values a later run adds; 1 (read, then rewritten as 2) listed them."""
 
 
 def _header(problem: Problem, axes: Mapping[str, Sequence], settings: dict[str, Any]) -> dict[str, Any]:
-    """What a sweep's ``out`` file starts with: a resumed file must state the same sweep."""
+    """What a sweep's ``out`` file starts with: the problem, the axes' names, the settings and a
+    digest of each cost table. A later run with the same header (its axes in any order, with any
+    values) reuses the file's points."""
     model = problem.latency_model
     described = repr(dataclasses.replace(problem, latency=None, latency_model=None))
     tables = {}
@@ -317,25 +360,46 @@ def _header(problem: Problem, axes: Mapping[str, Sequence], settings: dict[str, 
         tables[model.name] = _digest(model.name)
     for name in axes.get("table", ()):
         tables[str(name)] = _digest(str(name))
-    return {"format": "deepmad-sweep", "version": 1, "problem": described, "axes": [[k, list(map(_plain, v))] for k, v in axes.items()],
-            "tables": tables, "settings": settings}
+    return {"format": "deepmad-sweep", "version": SWEEP_FORMAT, "problem": described, "axes": sorted(axes), "tables": tables,
+            "settings": settings}
 
 
-def _resume(path: Path, header: dict[str, Any]) -> dict[int, dict[str, Any]]:
-    """The finished rows of an earlier run of the same sweep at ``path`` (a half-written last line is dropped)."""
+def point_key(values: Mapping[str, Any], names: Sequence[str]) -> str:
+    """A point's identity in a sweep file: its value on each axis, by axis name."""
+    return json.dumps([[n, _plain(values[n])] for n in sorted(names)])
+
+
+def _same_sweep(kept: dict[str, Any], header: dict[str, Any]) -> bool:
+    if kept.get("format") != "deepmad-sweep" or kept.get("version") not in (1, SWEEP_FORMAT):
+        return False
+    names = sorted(a[0] for a in kept["axes"]) if kept["version"] == 1 else kept.get("axes")
+    tables = kept.get("tables") or {}
+    return (kept.get("problem"), kept.get("settings"), names) == (header["problem"], header["settings"], header["axes"]) and all(
+        tables[t] == digest for t, digest in header["tables"].items() if t in tables)
+
+
+def _resume(path: Path, header: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The finished rows of earlier runs of the same sweep at ``path`` (any values of the same axes),
+    by :func:`point_key`. A half-written last line (a killed run) is dropped; the header is
+    rewritten when this sweep names tables the file did not, or the file is of format 1."""
     text = read_text(path, max_bytes=1 << 30)
     lines = text.split("\n")
-    if lines[0] != json.dumps(header):  # the same text: the same axes in the same order, settings and tables
+    try:
+        kept = json.loads(lines[0])
+    except ValueError:
+        kept = None
+    if not isinstance(kept, dict) or not _same_sweep(kept, header):
         raise InputError(str(path), "holds another sweep (other problem, axes, tables or settings); give another --out, or --force to start afresh")
     done = {}
     for line in lines[1:-1]:  # complete lines only
         try:
             row = json.loads(line)
-            done[int(row["index"])] = row
+            done[point_key(row, header["axes"])] = row
         except (ValueError, KeyError, TypeError):
             raise InputError(str(path), f"holds a line that is not a sweep row: {shown(line)}; give another --out, or --force") from None
-    if lines[-1]:  # the half-written last line of a killed run: cut it off before appending
-        atomic_write_text(path, text[: len(text) - len(lines[-1])])
+    merged = {**header, "tables": {**(kept.get("tables") or {}), **header["tables"]}}
+    if lines[-1] or merged != kept:  # cut off a half-written line; state the tables this run adds
+        atomic_write_text(path, "\n".join([json.dumps(merged), *lines[1:-1], ""]))
     return done
 
 
@@ -369,8 +433,8 @@ def sweep(
     ``time_limit`` (s) and ``gap`` apply to each solve. ``executor`` runs the chains (default:
     in this process, one after another); ``chain_count`` (default: one per :data:`CHAIN`
     points, whatever the executor) sets how the points are cut into chains of neighbours. ``out``: a
-    JSON Lines file that keeps finished rows, resumed when it holds the same sweep (``force``
-    starts it afresh). ``slack``: relative slack within which a budget binds. ``share``:
+    JSON Lines file that keeps finished rows; where it holds the same sweep (any values of the
+    same axes), its points are reused and only the others solved (``force`` starts it afresh). ``slack``: relative slack within which a budget binds. ``share``:
     points not proven optimal take a better design, and a lower bound, of another point where it
     holds for them (:func:`shared`).
     ``progress(done, total)`` is called as rows come in. ``in_flight``: at most this many chains
@@ -389,9 +453,11 @@ def sweep(
     path = Path(out) if out is not None else None
     if path is not None:
         if path.exists() and not force:
-            done = _resume(path, header)
+            kept = _resume(path, header)
+            done = {i: {**kept[k], "index": i} for i, k in enumerate(point_key(p, axes) for p in grid) if k in kept}
         else:
             atomic_write_text(path, json.dumps(header) + "\n")
+    reused = len(done)
     if chain_count is None:
         chain_count = math.ceil(len(grid) / CHAIN)
     todo = [[(i, grid[i]) for i in c if i not in done] for c in chains(len(grid), parts=chain_count)]
@@ -431,7 +497,7 @@ def sweep(
     rows = [done[i] for i in range(len(grid))]
     if share:
         rows = shared(problem, rows, grid, slack=slack, gap=gap)
-    return Sweep(axes, rows)
+    return Sweep(axes, rows, solved=len(grid) - reused)
 
 
 def looser(point: Mapping[str, Any], other: Mapping[str, Any]) -> bool:

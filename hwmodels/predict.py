@@ -264,12 +264,13 @@ _EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=bool))
 
 
 def held_out(table: CostTable, *, fraction: float = 0.1, seed: int = 0, batch: int | None = None,
-             settings: LearnerSettings = LearnerSettings()) -> np.ndarray:
+             settings: LearnerSettings = LearnerSettings(), model_folder: Path | None = None) -> np.ndarray:
     """Relative errors ``|predicted / measured - 1|`` of rows left out of the model.
 
     A random ``fraction`` of the rows (of one batch size, or of all batch sizes
     when ``batch`` is None) is held out; each is predicted by a predictor of the
-    rows kept (one model fitted on the kept rows of every batch size).
+    rows kept (one model fitted on the kept rows of every batch size, kept in
+    ``model_folder`` where given, as :class:`Predictor` keeps it).
     """
     rng = np.random.default_rng(seed)
     out = rng.random(len(table.rows)) < fraction
@@ -280,7 +281,8 @@ def held_out(table: CostTable, *, fraction: float = 0.1, seed: int = 0, batch: i
         test = [r for r, o in zip(table.rows, out) if o and r.batch == b]
         if not test or not any(r.batch == b for r in kept):
             continue
-        predictor = Predictor(kept, batch=b, channel_block=table.meta.channel_block, settings=settings, model=model)
+        predictor = Predictor(kept, batch=b, channel_block=table.meta.channel_block, settings=settings, model=model,
+                              model_folder=model_folder)
         by_group: dict[tuple, list[Row]] = defaultdict(list)
         for r in test:
             if predictor.covers(r.unit.op) and r.ms > 0:

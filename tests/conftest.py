@@ -19,12 +19,24 @@ from deepmad import Architecture, Head, Stage, Stem
 PUBLISHED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tinynas" / "published"
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _engine_cache(tmp_path_factory):
-    """The solver's engines on disk go to a folder of this test session, not the user's cache."""
+def session_folder(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A folder of this test session that its test workers (pytest-xdist) share."""
     import os
 
-    os.environ["DEEPMAD_CACHE"] = str(tmp_path_factory.mktemp("engines"))
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _engine_cache(tmp_path_factory):
+    """The solver's engines and fitted latency models on disk go to a folder of this test session,
+    not the user's cache; the test workers share it (its files are written whole, then renamed),
+    so an engine or a model is built once per session."""
+    import os
+
+    os.environ["DEEPMAD_CACHE"] = str(session_folder(tmp_path_factory, "cache"))
     yield
 
 #: The published structures, by file name. Every one is designed at 224 but ``deepmad-29M-288``.

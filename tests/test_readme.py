@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import session_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -75,39 +76,55 @@ def test_the_readme_shows_the_commands_this_test_knows():
         assert any(re.search(pattern, c) for c in commands), pattern
 
 
-PRODUCERS = ("deepmad design --preset deepmad-r18", "deepmad profile")
-"""The commands whose outputs others read (result.json, r18-cpu.jsonl): run first, in one folder."""
+PRODUCERS = ("deepmad design --preset deepmad-r18", "deepmad profile", "deepmad import-table")
+"""The commands whose outputs others read (result.json, r18-cpu.jsonl, the imported v100-trt-fp16): run
+first, once, in one folder."""
 INPUTS = ("result.json", "r18-cpu.jsonl")
+COMMANDS = [runnable(c) for c in readme_commands()]
+OTHERS = [c for c in COMMANDS if c not in [next(c for c in COMMANDS if c.startswith(p)) for p in PRODUCERS]]
+
+
+def _run(command: str, folder: Path, env: dict) -> None:
+    argv = shlex.split(command)
+    done = subprocess.run([sys.executable, "-m", "deepmad", *argv[1:]], cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"{command}\n{done.stderr[-2000:]}"
+
+
+@pytest.fixture(scope="session")
+def readme_run(tmp_path_factory) -> tuple[Path, dict]:
+    """A folder holding the producers' outputs, made once for all test workers (a file lock between
+    them), and the environment the commands run in: the imported tables, and the session's cache of
+engines and latency models, shared by all."""
+    from filelock import FileLock
+
+    root = session_folder(tmp_path_factory, "readme")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DEEPMAD_TABLES": str(root / "tables")}  # the session's cache (conftest)
+    made = root / "made"
+    with FileLock(str(root / "lock")):
+        if not (made / "done").exists():
+            if not (root / "shared").exists():
+                (root / "shared").symlink_to(SHARED)  # beside each command's folder, as beside a checkout
+                (root / "examples").symlink_to(ROOT / "examples")
+            made.mkdir(exist_ok=True)
+            for p in PRODUCERS:
+                _run(next(c for c in COMMANDS if c.startswith(p)), made, env)
+            (made / "done").write_text("")
+    return root, env
 
 
 @pytest.mark.slow
-def test_every_readme_command_runs(tmp_path):
+@pytest.mark.parametrize("command", OTHERS, ids=[f"{k}-{' '.join(c.split()[1:3])}" for k, c in enumerate(OTHERS)])
+def test_every_readme_command_runs(command, readme_run):
     """Each command as if typed alone in a fresh folder holding the inputs it reads, made by the README's
-    own commands."""
-    (tmp_path / "shared").symlink_to(SHARED)  # beside each command's folder, as beside a checkout
-    (tmp_path / "examples").symlink_to(ROOT / "examples")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DEEPMAD_TABLES": str(tmp_path / "tables"), "DEEPMAD_CACHE": str(tmp_path / "cache")}
-    commands = [runnable(c) for c in readme_commands()]
-    producers = [next(c for c in commands if c.startswith(p)) for p in PRODUCERS]  # the first of each
-    made = tmp_path / "made"
-    made.mkdir()
-
-    def run(command: str, folder: Path) -> None:
-        argv = shlex.split(command)
-        done = subprocess.run([sys.executable, "-m", "deepmad", *argv[1:]], cwd=folder, env=env, capture_output=True, text=True,
-                              timeout=600)
-        assert done.returncode == 0, f"{command}\n{done.stderr[-2000:]}"
-
-    for command in producers:
-        run(command, made)
-    for k, command in enumerate(c for c in commands if c not in producers):
-        folder = tmp_path / f"command{k}"
-        folder.mkdir()
-        argv = shlex.split(command)
-        written = {argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("-o", "--out", "--json", "--csv", "--png", "--html", "--plot")}
-        for name in set(INPUTS) & set(argv) - written:  # what it reads, as a user who made it before
-            (folder / name).write_bytes((made / name).read_bytes())
-        run(command, folder)
+    own commands (one test per command, so that the test workers share them out)."""
+    root, env = readme_run
+    folder = root / f"command{OTHERS.index(command)}"
+    folder.mkdir()
+    argv = shlex.split(command)
+    written = {argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("-o", "--out", "--json", "--csv", "--png", "--html", "--plot")}
+    for name in set(INPUTS) & set(argv) - written:  # what it reads, as a user who made it before
+        (folder / name).write_bytes((root / "made" / name).read_bytes())
+    _run(command, folder, env)
 
 
 @pytest.mark.slow
@@ -117,7 +134,7 @@ def test_the_python_api_example_runs(tmp_path):
     (tmp_path / "shared").symlink_to(SHARED)
     work = tmp_path / "work"
     work.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DEEPMAD_CACHE": str(tmp_path / "cache")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the session's cache (conftest)
     done = subprocess.run([sys.executable, "-c", block], cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (work / "model.py").exists()

@@ -55,6 +55,11 @@ class Row:
     equality: bool = False
 
 
+PRICE_UNITS = {"flops": FLOPS_UNIT, "params": 1.0, "layers": 1.0, "latency": 1.0}
+"""What one unit of each budget row is, in the problem's own units (FLOPs, parameters, layers, ms):
+a multiplier of the row is an objective per that much of the budget."""
+
+
 def budget_limits(problem: Problem) -> dict[tuple, float]:
     """The right sides of the budget rows by key: FLOPs in MFLOPs, parameters, layers, and latency
     in ms less the calibration's fixed term (a constant of every design)."""
