@@ -427,18 +427,23 @@ def _cmd_latency_check(args: argparse.Namespace) -> int:
     problem = _problem(args)
     model = LatencyModel.of(table, batch=args.batch, name=path.stem)
     threads = args.threads or table.meta.threads
-    result = latencycheck.check(problem, model, designs=args.designs, seed=args.seed, device=args.device, threads=threads, backend=backend)
-    f = result.figures
+    result = latencycheck.check(problem, model, designs=args.designs, seed=args.seed, device=args.device, threads=threads, backend=backend,
+                                table=table)
+    f, now = result.figures, result.figures_now
     for name, p, m in zip(result.names, result.predicted, result.measured):
         print(f"  {name:<16} predicted {p:9.3f} ms  measured {m:9.3f} ms  {100 * (p / m - 1):+6.1f} %")
     print(f"{len(result.measured)} designs: within 5/10/15 %: {f['within_5']:.0f} / {f['within_10']:.0f} / {f['within_15']:.0f} %, "
           f"RMSPE {f['rmspe']:.1f} %, median error {f['median_abs']:.1f} % ({backend}, threads {threads}, batch {model.predictor.batch})")
+    print(f"this machine now takes {result.speed:.2f}x the table's times ({latencycheck.SPEED_ROWS} rows timed again, before and after); "
+          f"predictions scaled by it: within 5/10/15 %: {now['within_5']:.0f} / {now['within_10']:.0f} / {now['within_15']:.0f} %, "
+          f"RMSPE {now['rmspe']:.1f} %")
     if args.plot:
         latencycheck.scatter(result, args.plot, title=f"{path.stem}: {problem.name or 'custom problem'}")
         print(f"wrote {args.plot}")
     if args.json:
         rows = [{"name": n, "predicted_ms": p, "measured_ms": m} for n, p, m in zip(result.names, result.predicted, result.measured)]
-        atomic_write_text(args.json, json.dumps({"mode": "end_to_end", "table": str(path), "backend": backend, "threads": threads, **f, "designs": rows}, indent=2) + "\n", force=True)
+        atomic_write_text(args.json, json.dumps({"mode": "end_to_end", "table": str(path), "backend": backend, "threads": threads, **f,
+                                                 "speed": result.speed, "scaled_by_speed": now, "designs": rows}, indent=2) + "\n", force=True)
     return 0
 
 

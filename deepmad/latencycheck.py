@@ -10,6 +10,7 @@ overhead the same way on other random designs.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
@@ -108,25 +109,69 @@ def calibrate_apart(problem: Problem, path: str | Path, *, designs: int = 20, se
         return pool.submit(_calibrate_file, problem, str(path), designs, seed, device).result()
 
 
+SPEED_ROWS = 24
+"""Rows of a table timed again by :func:`speed`."""
+
+
+def speed(table: CostTable, *, batch: int = 1, rows: int = SPEED_ROWS, seed: int = 0, device: str = "cpu", threads: int | None = 1,
+          backend: str = "torch") -> float:
+    """How fast this machine runs the table's units now against when they were measured: ``rows``
+    random rows (of ``batch``, from the longer half, whose times are the steadier) timed again
+    under the table's protocol, their summed time over their summed recorded time (1.3: units
+    take 30 % longer now). Summed, so that the units a network spends its time in weigh most:
+    compute-bound convs slow down most when a neighbour shares the core.
+
+    A shared machine drifts: on this project's 2-core VM the same conv took 0.55 ms when its table
+    was profiled and 0.75 ms two hours later, with nothing else running. No prediction from a
+    table can follow that; the ratio tells drift apart from the model's error."""
+    import numpy as np
+    import torch
+
+    from hwmodels.profile import measure, steady_memory
+
+    if not device.startswith("cuda") and threads is not None:
+        torch.set_num_threads(threads)
+    steady_memory()
+    usable = sorted((r for r in table.rows if r.batch == batch and r.ms > 0), key=lambda r: r.ms)
+    usable = usable[len(usable) // 2:]
+    if not usable:
+        return 1.0
+    picked = np.random.default_rng(seed).choice(len(usable), size=min(rows, len(usable)), replace=False)
+    again = [measure(usable[i].unit, batch=batch, device=device, backend=backend, threads=threads).ms for i in picked]
+    return float(sum(again) / sum(usable[i].ms for i in picked))
+
+
 @dataclass(frozen=True)
 class CheckResult:
-    """Predicted and measured latencies (ms) of random designs, and the error figures (percent)."""
+    """Predicted and measured latencies (ms) of random designs, and the error figures (percent);
+    ``speed`` (:func:`speed`, the mean of its value before and after the designs were measured)
+    and the figures of the predictions scaled by it, where measured."""
 
     names: list[str]
     predicted: list[float]
     measured: list[float]
     figures: dict[str, float]
+    speed: float | None = None
+    figures_now: dict[str, float] | None = None
 
 
 def check(problem: Problem, model: LatencyModel, *, designs: int = 30, seed: int = 0, device: str = "cpu", threads: int | None = 1,
-          backend: str = "torch") -> CheckResult:
+          backend: str = "torch", table: CostTable | None = None) -> CheckResult:
     """``designs`` random designs of ``problem``: ``model``'s prediction and their latency measured
-    here on ``backend`` with ``threads``."""
+    here on ``backend`` with ``threads``; with the model's ``table``, also the machine's
+    :func:`speed` against it, before and after."""
     archs = random_designs(problem, designs, seed=seed)
     with limited():
         predicted = [model.predict(a).total_ms for a in archs]
-    measured = measure_designs(archs, batch=model.predictor.batch, device=device, threads=threads, backend=backend)
-    return CheckResult([a.name for a in archs], predicted, measured, fitting.errors(predicted, measured))
+    batch = model.predictor.batch
+    timing = dict(batch=batch, device=device, threads=threads, backend=backend)
+    before = speed(table, **timing) if table is not None else None
+    measured = measure_designs(archs, **timing)
+    result = CheckResult([a.name for a in archs], predicted, measured, fitting.errors(predicted, measured))
+    if table is None:
+        return result
+    now = (before + speed(table, seed=1, **timing)) / 2
+    return dataclasses.replace(result, speed=now, figures_now=fitting.errors([p * now for p in predicted], measured))
 
 
 def held_out_figures(table: CostTable, *, fraction: float = 0.1, seed: int = 0, batch: int | None = None) -> dict[str, float]:

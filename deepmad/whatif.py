@@ -216,13 +216,15 @@ and max rho; ``design_from`` and ``bound_from`` are the points whose design and 
 
 
 def solve_chain(problem: Problem, chain: Sequence[tuple[int, dict[str, Any]]], *, time_limit: float, gap: float, method: str,
-                slack: float, warm_start: bool, on_row: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Solve the points of one chain in order, each from the previous design where it is feasible;
+                slack: float, warm_start: bool, on_row: Callable[[dict[str, Any]], None] | None = None,
+                start: Architecture | None = None) -> list[dict[str, Any]]:
+    """Solve the points of one chain in order, each from the previous design where it is feasible
+    (the first from ``start``, the design of the point before the chain, where one is known);
     ``on_row(row)`` as each is done. Ctrl-C stops the chain (:class:`KeyboardInterrupt`): the
     interrupted point is not a finished row."""
     from .solvers import solve
 
-    rows, before, last = [], None, None  # the last design, the last solution and its problem
+    rows, before, last = [], start, None  # the last design, the last solution and its problem
     for index, point in chain:
         p = variant(problem, point)
         start = before if warm_start and before is not None and p.check(before).feasible else None
@@ -464,6 +466,13 @@ def sweep(
     todo = [c for c in todo if c]
     kwargs = dict(time_limit=time_limit, gap=gap, method=method, slack=slack, warm_start=warm_start)
 
+    kept = dict(done)  # read from the file: what every executor sees alike
+
+    def start(chain: list) -> Architecture | None:
+        """The design of the point just before ``chain`` where the file holds it (a resumed or grown sweep)."""
+        row = kept.get(chain[0][0] - 1)
+        return Architecture.from_dict(row["architecture"]) if row is not None and row.get("architecture") else None
+
     def finished(rows: list[dict[str, Any]]) -> None:
         for row in rows:
             done[row["index"]] = row
@@ -477,7 +486,7 @@ def sweep(
 
     if executor is None:  # rows are kept one by one, so Ctrl-C loses only the point being solved
         for chain in todo:
-            solve_chain(problem, chain, on_row=lambda row: finished([row]), **kwargs)
+            solve_chain(problem, chain, on_row=lambda row: finished([row]), start=start(chain), **kwargs)
     else:
         from concurrent.futures import as_completed
 
@@ -486,7 +495,8 @@ def sweep(
         try:
             while waiting or running:
                 while waiting and (in_flight is None or len(running) < in_flight):
-                    running.add(executor.submit(solve_chain, problem, waiting.pop(0), **kwargs))
+                    chain = waiting.pop(0)
+                    running.add(executor.submit(solve_chain, problem, chain, start=start(chain), **kwargs))
                 future = next(as_completed(running))
                 running.remove(future)
                 finished(future.result())

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from deepmad.solvers.checks import bruteforce
-from deepmad import cachedir
+from deepmad import cachedir, latencycheck
 from deepmad.accounting import layer_costs
 from deepmad.cli import main
 from deepmad.latency import LatencyModel, architecture_units
@@ -361,6 +361,18 @@ def test_an_interrupted_profile_resumes_without_repeating_rows(tmp_path):
     assert after.meta.threads == 1 and "perf_counter" in after.meta.protocol
 
 
+@pytest.mark.slow
+def test_speed_says_how_much_slower_this_machine_runs_a_tables_units_now(tmp_path):
+    out = tmp_path / "t.jsonl"
+    assert main(["profile", *SMALL, "-o", str(out), "--calibrate", "0"]) == 0
+    table = tables.load(out)
+    halved = dataclasses.replace(table, rows=tuple(dataclasses.replace(r, ms=r.ms / 2) for r in table.rows))
+    # each measured three times, in turn, and the medians compared: this machine has spikes of a second or two
+    now, later = (float(np.median(v)) for v in zip(*[(latencycheck.speed(table), latencycheck.speed(halved)) for _ in range(3)]))
+    assert 0.5 < now < 2  # the table was measured a moment ago
+    assert 1.4 < later / now < 2.8  # recorded at half the time: units now take twice as long
+
+
 def test_a_coordinate_measured_only_on_the_diagonal_is_not_read_off_it():
     rows = [Row(Unit("conv", c, c, 3, 1, 14, False, "relu"), 1, float(c)) for c in (16, 32, 64)]
     p = Predictor(rows, batch=1)
@@ -382,7 +394,8 @@ def test_an_onnxruntime_table_is_profiled_and_checked_on_onnxruntime(tmp_path, c
     capsys.readouterr()
     assert main(["latency-check", *SMALL, "--table", str(out), "--designs", "3", "--json", str(tmp_path / "c.json")]) == 0
     assert "(onnxruntime, threads 1, batch 1)" in capsys.readouterr().out
-    assert json.loads((tmp_path / "c.json").read_text())["backend"] == "onnxruntime"
+    checked = json.loads((tmp_path / "c.json").read_text())
+    assert checked["backend"] == "onnxruntime" and 0.2 < checked["speed"] < 5 and checked["scaled_by_speed"]["rmspe"] >= 0
     assert main(["latency-check", *SMALL, "--table", str(out), "--backend", "torch"]) == 2
     assert "--backend: the table was measured with onnxruntime" in capsys.readouterr().err
     # A torch profile into the same file is refused: a table holds one backend's rows.

@@ -123,6 +123,9 @@ def test_a_sweep_file_grows_by_the_values_added_to_its_axes(tmp_path, monkeypatc
     assert comparable(grown.rows[1:]) == [{**r, "index": r["index"] + 1} for r in comparable(first.rows)]
     subset = whatif.sweep(PROBLEM, {"flops": FLOPS[1:3]}, time_limit=60, out=out)  # fewer values: every point read back
     assert len(solved) == 1 and subset.solved == 0 and len(out.read_text().splitlines()) == 5
+    longer = whatif.sweep(PROBLEM, {"flops": (FLOPS[5], *FLOPS[:4])}, time_limit=60, out=out)
+    assert solved[1:] == [[FLOPS[3]]] and longer.rows[4]["warm_start"]  # from the design of the point before it, read back
+    assert longer.rows[4]["objective"] == pytest.approx(solve(dataclasses.replace(PROBLEM, flops=FLOPS[3]), time_limit=60).objective)
     grid = whatif.sweep(PROBLEM, {"nondecreasing": (True,), "flops": FLOPS[:2]}, time_limit=60, out=tmp_path / "g.jsonl")
     again = whatif.sweep(PROBLEM, {"flops": FLOPS[:2], "nondecreasing": (True, False)}, time_limit=60, out=tmp_path / "g.jsonl")
     assert again.solved == 2 and [r["objective"] for r in again.rows][::2] == [r["objective"] for r in grid.rows]
