@@ -282,3 +282,11 @@ def test_statement_is_the_accounting_and_the_score(block):
                 assert math.isclose(max(mine.rho()), s.rho, rel_tol=1e-12)
                 assert math.isclose(mine.objective, s.objective, rel_tol=1e-12, abs_tol=1e-9)
                 assert math.isclose(mine.penalty, s.penalty, rel_tol=1e-12)
+
+
+def test_a_block_the_oracle_does_not_state_is_an_error_not_another_blocks_costs():
+    with pytest.raises(ValueError, match="states no costs for block 'plain'"):
+        scip.block_costs("plain", 16, 16, 16, 3, 0, 64, 64, strided=False, same=1, first=True)
+    with pytest.raises(ValueError, match="states no layer widths for block 'plain'"):
+        scip.block_log_width("plain", 1.0, 1.0, 1.0)
+    assert scip.block_log_width("inverted_residual", 1.0, 2.0, 3.0) == 1.0 + 2.0 + 6.0

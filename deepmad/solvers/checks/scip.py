@@ -191,10 +191,12 @@ def block_costs(block: str, a: Any, c: Any, b: Any, k: Any, h: Any, area_in: int
         # kxk a->b, kxk b->c (stride); shortcut always, projected when the width changes.
         convs = [(a * b * k2, b, area_in), (b * c * k2, c, area_out)]
         shortcut, projection = 1, 1 - same
-    else:
+    elif block in ("inverted_residual", "inverted_residual_se"):
         # 1x1 a->b, depthwise kxk on b (stride), [SE], 1x1 b->c; identity shortcut only when a == c.
         convs = [(a * b, b, area_in), (b * k2, b, area_out), (b * c, c, area_out)]
         shortcut, projection = same, 0
+    else:  # a block this oracle does not state would otherwise be checked against another block's costs
+        raise ValueError(f"the SCIP cross-check states no costs for block {block!r}; add them here")
     params = _total(w + 2 * co for w, co, _ in convs)
     flops = _total((w + 3 * co) * area for w, co, area in convs)  # weights, BN, activation
     macs = _total(w * area for w, _, area in convs)
@@ -224,7 +226,9 @@ def block_log_width(block: str, log_a: Any, log_b: Any, log_k: Any) -> Any:
         return log_a + 2 * log_b + 2 * log_k
     if block == "basic":  # c_in k^2, b k^2
         return log_a + log_b + 4 * log_k
-    return log_a + log_b + 2 * log_k  # c_in, k^2 (depthwise), b
+    if block in ("inverted_residual", "inverted_residual_se"):  # c_in, k^2 (depthwise), b
+        return log_a + log_b + 2 * log_k
+    raise ValueError(f"the SCIP cross-check states no layer widths for block {block!r}; add them here")
 
 
 def statement(problem: Problem, stem: Any, stages: list[StageVars], ops: Ops) -> Statement:
