@@ -105,7 +105,7 @@ def markers(sweep: Sweep, x: str = "flops") -> tuple[list[Marker], tuple[float, 
 
 def _figure(sweep: Sweep, x: str, references: Sequence[Reference], title: str):
     """The front drawn with matplotlib, each marker an artist with the id ``point-K`` (K: its
-    position in :func:`markers`)."""
+    position in :func:`markers`), each reference's star ``reference-K``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -123,11 +123,12 @@ def _figure(sweep: Sweep, x: str, references: Sequence[Reference], title: str):
         (point,) = ax.plot([m.x], [m.objective], marker=_marker(m.binding), color=colours[m.series], ms=6, ls="none")
         point.set_gid(f"point-{k}")
         seen_binding.add(m.binding)
-    for ref in references:
+    for k, ref in enumerate(references):
         value = {"flops": ref.flops, "params": ref.params, "latency": ref.latency_ms}[x]
         if value is None:
             continue
-        ax.plot([value / scale], [ref.objective], marker="*", color="black", ms=12, ls="none")
+        (star,) = ax.plot([value / scale], [ref.objective], marker="*", color="black", ms=12, ls="none")
+        star.set_gid(f"reference-{k}")
         ax.annotate(ref.name, (value / scale, ref.objective), textcoords="offset points", xytext=(6, -12), fontsize=8)
     # Legend entries for the marker shapes (which budget binds) and the reference star.
     for binds in sorted(seen_binding):
@@ -249,6 +250,18 @@ def _hover(sweep: Sweep, drawn: list[Marker], x: str) -> list[dict[str, Any]]:
     return out
 
 
+def _reference_cards(sweep: Sweep, references: Sequence[Reference]) -> list[dict[str, Any]]:
+    """What hovering a reference's star shows: its name, objective and costs under the sweep's problem."""
+    out = []
+    for k, ref in enumerate(references):
+        lines = [f"objective {ref.objective:,.2f}", f"FLOPs {_value(sweep, 'flops', ref.flops)}, {_value(sweep, 'params', ref.params)}"]
+        if ref.latency_ms is not None:
+            lines.append(f"latency {ref.latency_ms:.2f} ms")
+        out.append({"id": f"reference-{k}", "title": f"reference: {ref.name}", "lines": lines, "points": [], "objective": ref.objective,
+                    "design": None})
+    return out
+
+
 _SCRIPT = """
 (function () {
   var data = JSON.parse(document.getElementById('hover-data').textContent);
@@ -291,7 +304,7 @@ def html_report(sweep: Sweep, *, title: str, x: str = "flops", references: Seque
     fig, drawn = _figure(sweep, x, references, title)
     svg = _save(fig, "svg").decode("utf-8")
     svg = svg[svg.index("<svg"):]
-    hover = _hover(sweep, drawn, x)
+    hover = _hover(sweep, drawn, x) + _reference_cards(sweep, references)
     formats = _formats(sweep)
     columns = [c for c in sweep.columns() if any(r.get(c) not in (None, "") for r in sweep.rows)]
     rates = _rates(sweep)

@@ -391,10 +391,13 @@ class _Links(HTMLParser):
 
 def _report(tmp_path: Path) -> tuple[str, list[dict]]:
     """The report and the sweep file's rows of a sweep with certificates and a design spanning two budgets."""
-    out, page = tmp_path / "s.jsonl", tmp_path / "r.html"
+    out, page, reference = tmp_path / "s.jsonl", tmp_path / "r.html", tmp_path / "smallest.json"
+    space = DesignSpace(block="basic", resolution=64, strides=(2, 2, 2), depths=((1, 3),) * 3, stem_channels=(16, 64),
+                        channels=(16, 64), kernels=(3, 5))
+    reference.write_text(space.skeleton().to_json())
     argv = ["whatif", "--block", "basic", "--strides", "2,2,2", "--resolution", "64", "--channels", "16:64", "--depth", "1:3",
             "--kernels", "3,5", "--params", "0.2M", "--rho", "0.5", "--vary", "flops=20M:40M:5", "--method", "large",
-            "--out", str(out), "--html", str(page)]
+            "--out", str(out), "--html", str(page), "--reference", str(reference)]
     assert main(argv) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()[1:]]
     return page.read_text(), rows
@@ -407,7 +410,10 @@ def test_the_report_fetches_nothing_and_its_hover_cards_match_the_sweep_file(tmp
     assert "link" not in links.tags and "iframe" not in links.tags and "img" not in links.tags
     assert all(link.startswith("#") for link in links.links), links.links  # only the SVG's own glyphs and markers
     assert "url(http" not in page and "@import" not in page and "<script src" not in page
-    cards = json.loads(page.split('<script type="application/json" id="hover-data">')[1].split("</script>")[0])
+    every = json.loads(page.split('<script type="application/json" id="hover-data">')[1].split("</script>")[0])
+    cards = [c for c in every if c["id"].startswith("point-")]
+    (star,) = [c for c in every if c["id"].startswith("reference-")]
+    assert star["title"] == "reference: smallest" and f'id="{star["id"]}"' in page and star["lines"][0].startswith("objective ")
     by_index = {r["index"]: r for r in rows}
     assert sorted(i for c in cards for i in c["points"]) == sorted(by_index)
     for card in cards:
