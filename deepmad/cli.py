@@ -181,6 +181,8 @@ def _build_problem(args: argparse.Namespace) -> Problem:
         "strides": args.strides,
         "channels": args.channels,
         "stem_channels": args.stem_channels,
+        "stem_kernel": args.stem_kernel,
+        "in_channels": args.in_channels,
         "kernels": args.kernels,
         "head": args.head,
         "inner_ratio": args.inner_ratio,
@@ -217,6 +219,8 @@ _PROBLEM_OPTIONS = {
     "stride": "--strides",
     "channels": "--channels",
     "stem_channels": "--stem-channels",
+    "stem_kernel": "--stem-kernel",
+    "in_channels": "--in-channels",
     "kernels": "--kernels",
     "inner_ratio": "--inner-ratio",
     "head": "--head",
@@ -606,6 +610,8 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--depth", type=_argument(parse_range, "--depth"), metavar="LO:HI", help="blocks per stage")
     p.add_argument("--channels", type=_argument(parse_range, "--channels"), metavar="LO:HI", help="stage output channels (multiples of 8 between)")
     p.add_argument("--stem-channels", type=_argument(parse_range, "--stem-channels"), metavar="LO:HI", help="stem output channels")
+    p.add_argument("--stem-kernel", type=_positive_int, metavar="K", help="the stem conv's kernel (odd; default 3)")
+    p.add_argument("--in-channels", type=_positive_int, metavar="N", help="input image channels (default 3; 1 for grey)")
     p.add_argument("--kernels", type=_int_list, metavar="K,K,..", help="kernel choices, e.g. 3,5,7")
     p.add_argument("--inner-ratio", type=_ratio, metavar="LO:HI", help="inner width relative to output channels")
     p.add_argument("--head", type=_positive_int, metavar="N", help="head conv width")

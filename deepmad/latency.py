@@ -59,8 +59,9 @@ def block_units(layout: BlockLayout, side_in) -> list[Unit]:
     return units
 
 
-def stem_unit(channels, stride: int, resolution: int) -> Unit:
-    return Unit("conv", 3, channels, 3, stride, resolution, False, "relu")
+def stem_unit(c_in: int, channels, kernel: int, stride: int, resolution: int) -> Unit:
+    """The stem conv: ``c_in`` input channels to ``channels``, ``kernel x kernel``, on the input image."""
+    return Unit("conv", c_in, channels, kernel, stride, resolution, False, "relu")
 
 
 def head_units(c_last, head: int | None, side: int, num_classes: int) -> list[Unit]:
@@ -73,7 +74,7 @@ def architecture_units(arch: Architecture) -> list[tuple[str, Unit]]:
     """Every unit of ``arch`` in forward order, named by the part it belongs to
     (``stem``, ``stages.j``, ``head``)."""
     side = arch.resolution
-    out = [("stem", stem_unit(arch.stem.channels, arch.stem.stride, side))]
+    out = [("stem", stem_unit(arch.in_channels, arch.stem.channels, arch.stem.kernel, arch.stem.stride, side))]
     side //= arch.stem.stride
     for j, _, layout in arch.blocks():
         out += [(f"stages.{j}", u) for u in block_units(layout, side)]

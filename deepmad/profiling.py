@@ -29,7 +29,7 @@ import numpy as np
 from hwmodels.units import Unit
 
 from .accounting import costs
-from .architecture import Architecture, Head, Stage, Stem
+from .architecture import Architecture
 from .blocks import BLOCK_TYPES
 from .errors import InputError
 from .latency import block_units, head_units, stem_unit
@@ -59,7 +59,7 @@ def profile_units(problem: Problem) -> list[Unit]:
     grid = space.channel_grid()
     widths = ladder(grid[0], grid[-1], space.channel_step)
     stems = ladder(space.stem_grid()[0], space.stem_grid()[-1], space.channel_step)
-    units: dict[Unit, None] = {stem_unit(c, space.stem_stride, space.resolution): None for c in stems}
+    units: dict[Unit, None] = {stem_unit(space.in_channels, c, space.stem_kernel, space.stem_stride, space.resolution): None for c in stems}
     side = space.resolution // space.stem_stride
     for j, stride in enumerate(space.strides):
         inputs = stems if j == 0 else widths
@@ -120,14 +120,11 @@ def random_designs(problem: Problem, n: int, *, seed: int = 0, max_tries: int = 
             c = int(allowed[int(np.abs(logs - rng.uniform(logs[0], logs[-1])).argmin())])
             inner = space.inner_grid(c)
             lo, hi = space.depths[j]
-            stages.append(Stage(space.block, c, int(rng.choice(inner)), int(rng.choice(space.kernels)), int(rng.integers(lo, hi + 1)), stride))
+            stages.append((c, int(rng.choice(inner)), int(rng.choice(space.kernels)), int(rng.integers(lo, hi + 1))))
             c_prev = c
         if len(stages) != len(space.strides):
             continue
-        arch = Architecture(
-            stem=Stem(stem, stride=space.stem_stride), stages=tuple(stages), head=Head(space.head) if space.head else None,
-            resolution=space.resolution,
-        )
+        arch = space.design(stem, stages)
         c = costs(arch)
         flops = c.flops_tinynas if problem.flops_convention == "tinynas" else c.macs
         if (problem.flops is None or flops <= problem.flops) and (problem.params is None or c.params <= problem.params):

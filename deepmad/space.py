@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from .architecture import MAX, Architecture, Head, Stage, Stem
 from .blocks import BLOCK_TYPES
@@ -62,6 +62,8 @@ class DesignSpace:
     inner_ratio: tuple[float, float] | None = None
     max_growth: float | None = 4.0
     stem_growth: float | None = 4.0
+    stem_kernel: int = 3
+    in_channels: int = 3
 
     def __post_init__(self) -> None:
         if self.block not in BLOCK_TYPES:
@@ -89,6 +91,8 @@ class DesignSpace:
             raise InputError("kernels", f"needs a non-empty set of odd positive kernels, got {self.kernels}")
         if max(self.kernels) > MAX["kernel"]:
             raise InputError("kernels", f"needs kernels <= {MAX['kernel']}, got {self.kernels}")
+        if not 0 < self.stem_kernel <= MAX["kernel"] or self.stem_kernel % 2 == 0:
+            raise InputError("stem_kernel", f"needs an odd kernel from 1 to {MAX['kernel']}, got {self.stem_kernel}")
         lo, hi = self.inner_ratio
         if not 0 < lo <= hi:
             raise InputError("inner_ratio", f"needs 0 < lo <= hi, got ({lo}, {hi})")
@@ -102,15 +106,24 @@ class DesignSpace:
     def skeleton(self) -> Architecture:
         """The smallest design of the space: its strides, levels and head are every design's."""
         c = self.channel_grid()[0]
-        try:
-            head = Head(self.head) if self.head else None
-        except InputError as exc:
-            raise exc.within("head") from None
+        if self.head:
+            try:
+                Head(self.head)
+            except InputError as exc:
+                raise exc.within("head") from None
+        return self.design(self.stem_grid()[0], [(c, c, self.kernels[0], lo) for lo, _ in self.depths])
+
+    def design(self, stem: int, stages: Sequence[tuple[int, int, int, int]], *, name: str = "") -> Architecture:
+        """The design of this space with stem width ``stem`` and, per stage, ``(channels, inner,
+        kernel, depth)``: the one place a design is assembled from its choices (the stem's kernel,
+        stride and input channels, the strides, block, head and resolution are the space's)."""
         return Architecture(
-            stem=Stem(self.stem_grid()[0], stride=self.stem_stride),
-            stages=tuple(Stage(self.block, c, c, self.kernels[0], lo, s) for (lo, _), s in zip(self.depths, self.strides)),
-            head=head,
+            stem=Stem(stem, self.stem_kernel, self.stem_stride),
+            stages=tuple(Stage(self.block, c, b, k, d, s) for (c, b, k, d), s in zip(stages, self.strides)),
+            head=Head(self.head) if self.head else None,
             resolution=self.resolution,
+            in_channels=self.in_channels,
+            name=name,
         )
 
     # -- domains -----------------------------------------------------------
@@ -145,8 +158,10 @@ class DesignSpace:
             out.append(f"head: {arch.head.channels if arch.head else None}, the space's is {self.head}")
         if arch.stem.channels not in self.stem_grid():
             out.append(f"stem.channels: {arch.stem.channels} is not in {self.stem_channels} on the grid of {self.channel_step}")
-        if arch.stem.kernel != 3:
-            out.append("stem.kernel: the space's stem is 3x3")
+        if arch.stem.kernel != self.stem_kernel:
+            out.append(f"stem.kernel: {arch.stem.kernel}, the space's stem is {self.stem_kernel}x{self.stem_kernel}")
+        if arch.in_channels != self.in_channels:
+            out.append(f"in_channels: {arch.in_channels}, the space's input has {self.in_channels}")
         for j, (stage, c_in) in enumerate(zip(arch.stages, arch.stage_inputs())):
             where = f"stages[{j}]"
             if stage.channels not in self.channel_grid():
@@ -200,12 +215,7 @@ class DesignSpace:
                 widths = [stem] + [c for c, _, _, _ in choice]
                 if not all(self.growth_ok(widths[j], widths[j + 1], first=j == 0) for j in range(len(choice))):
                     continue
-                yield Architecture(
-                    stem=Stem(stem, stride=self.stem_stride),
-                    stages=tuple(Stage(self.block, c, b, k, d, s) for (c, b, k, d), s in zip(choice, self.strides)),
-                    head=Head(self.head) if self.head else None,
-                    resolution=self.resolution,
-                )
+                yield self.design(stem, choice)
 
 
 def _up(x: int, step: int) -> int:

@@ -533,3 +533,35 @@ def test_an_infeasible_problem_is_diagnosed_exactly_and_its_json_is_strict(metho
     assert solution.shortfalls[0].smallest == brute.shortfalls[0].smallest
     assert rel_close(solution.shortfalls[1].smallest, brute.shortfalls[1].smallest, 1e-4)
     json.dumps(solution.to_dict(), allow_nan=False)
+
+
+@pytest.mark.parametrize("block", ["basic", "inverted_residual_se"])
+def test_the_stem_kernel_and_input_channels_belong_to_the_space_and_every_method_agrees(block):
+    """A 5x5 stem on grey images (one input channel): the methods, the SCIP oracle and brute force
+    agree; the design carries the space's stem; the generated module measures as computed."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from deepmad.solvers.checks import scip
+    from generators import pytorch
+
+    inverted = block.startswith("inverted_residual")
+    space = DesignSpace(block=block, resolution=32, strides=(2, 2), depths=((1, 2), (1, 2)), stem_channels=(8, 16), channels=(8, 24),
+                        kernels=(3, 5), inner_ratio=(1.5, 2.0) if inverted else (0.5, 1.0), stem_kernel=5, in_channels=1)
+    free = Problem(space)
+    ref = bruteforce.solve(free).check
+    problem = dataclasses.replace(free, flops=0.6 * ref.flops, params=0.7 * ref.params, rho=1.1 * ref.rho)
+    brute = bruteforce.solve(problem)
+    assert brute.status == "optimal"
+    for method in ("milp", "large"):
+        assert_agree(problem, solve(problem, method=method), brute)
+    assert scip.solve(problem).objective == pytest.approx(brute.objective, rel=1e-6)
+    arch = brute.architecture
+    assert (arch.stem.kernel, arch.in_channels) == (5, 1) and not space.violations(arch)
+    assert any("stem.kernel" in v for v in space.violations(dataclasses.replace(arch, stem=dataclasses.replace(arch.stem, kernel=3))))
+    assert any("in_channels" in v for v in space.violations(dataclasses.replace(arch, in_channels=3)))
+    model = pytorch.build(arch).eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.randn(1, 1, 32, 32))
+    c = costs(arch)
+    assert counter.get_total_flops() // 2 == c.macs_with_classifier and sum(p.numel() for p in model.parameters()) == c.params_with_classifier

@@ -43,7 +43,7 @@ from functools import cached_property
 import numpy as np
 
 from ..accounting import block_costs, conv_cost
-from ..architecture import MAX, Architecture, Head, Stage as ArchStage, Stem
+from ..architecture import MAX, Architecture
 from ..blocks import BLOCK_TYPES, BlockLayout, Conv, SqueezeExcite, se_hidden_width
 from ..errors import DeepmadError
 from ..latency import LatencyModel, block_units, head_units, stem_unit
@@ -257,15 +257,9 @@ class Engine:
 
 
 def assemble(problem: Problem, stem: int, stages: list[tuple[int, int, int, int]]) -> Architecture:
-    """The architecture of a stem width and, per stage, ``(channels, inner, kernel, depth)``."""
-    space = problem.space
-    return Architecture(
-        stem=Stem(stem, stride=space.stem_stride),
-        stages=tuple(ArchStage(space.block, c, b, k, d, s) for (c, b, k, d), s in zip(stages, space.strides)),
-        head=Head(space.head) if space.head else None,
-        resolution=space.resolution,
-        name=problem.name,
-    )
+    """The architecture of a stem width and, per stage, ``(channels, inner, kernel, depth)``
+    (:meth:`deepmad.space.DesignSpace.design`, named after the problem)."""
+    return problem.space.design(stem, stages, name=problem.name)
 
 
 def key(problem: Problem) -> tuple:
@@ -277,14 +271,15 @@ def _stem(problem: Problem) -> StemTable:
     space = problem.space
     side = space.resolution // space.stem_stride
     widths = np.array(space.stem_grid(), dtype=np.int64)
-    rows = [conv_cost("stem", Conv(3, int(c), 3, space.stem_stride), side, activation=True) for c in widths]
+    rows = [conv_cost("stem", Conv(space.in_channels, int(c), space.stem_kernel, space.stem_stride), side, activation=True) for c in widths]
     model = problem.latency_model
-    ms = [float(model.unit_ms(stem_unit(int(c), space.stem_stride, space.resolution))) if model else 0.0 for c in widths]
+    ms = [float(model.unit_ms(stem_unit(space.in_channels, int(c), space.stem_kernel, space.stem_stride, space.resolution))) if model else 0.0
+          for c in widths]
     return StemTable(
         widths,
         np.array([r.flops_tinynas if problem.flops_convention == "tinynas" else r.macs for r in rows], dtype=np.int64),
         np.array([r.params for r in rows], dtype=np.int64),
-        0.5 * log(np.full(len(widths), 3 * 3 * 3)),
+        0.5 * log(np.full(len(widths), space.in_channels * space.stem_kernel**2)),  # the stem's fan-in
         np.array(ms),
     )
 

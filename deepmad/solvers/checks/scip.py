@@ -61,13 +61,11 @@ from typing import Any, Callable
 import pyscipopt
 from pyscipopt import quicksum
 
-from ...architecture import Architecture, Head, Stage, Stem
+from ...architecture import Architecture
 from ...errors import DeepmadError, InputError
 from ...problem import Problem
 from ...solution import Solution
 
-IN_CHANNELS = 3
-STEM_KERNEL = 3
 LAST_ALPHA = 8.0
 #: Main-path layers per block (spec section 4).
 BLOCK_LAYERS = {"bottleneck": 3, "basic": 2, "inverted_residual": 3, "inverted_residual_se": 3}
@@ -240,8 +238,9 @@ def statement(problem: Problem, stem: Any, stages: list[StageVars], ops: Ops) ->
 
     side = space.resolution // space.stem_stride
     area = side * side
-    params: Any = (IN_CHANNELS * STEM_KERNEL**2 + 2) * stem
-    flops: Any = (IN_CHANNELS * STEM_KERNEL**2 * area if macs else (IN_CHANNELS * STEM_KERNEL**2 + 3) * area) * stem
+    fan_in = space.in_channels * space.stem_kernel**2  # the stem conv's, on the input image
+    params: Any = (fan_in + 2) * stem
+    flops: Any = (fan_in * area if macs else (fan_in + 3) * area) * stem
     log_w: list[Any] = []  # sum ln w of each stage
     layer_counts: list[Any] = []
     widths = [stem] + [s.c for s in stages]
@@ -274,7 +273,7 @@ def statement(problem: Problem, stem: Any, stages: list[StageVars], ops: Ops) ->
     entropy: Any = 0.0
     for i, (last, reduction) in enumerate(prefixes):
         end = i == len(prefixes) - 1
-        s = 0.5 * (math.log(IN_CHANNELS * STEM_KERNEL**2) + _total(log_w[: last + 1]) + (head_log if end else 0.0))
+        s = 0.5 * (math.log(fan_in) + _total(log_w[: last + 1]) + (head_log if end else 0.0))
         d = 1 + _total(layer_counts[: last + 1]) + (1 if end and space.head else 0)
         r = r_side // reduction
         log_end = math.log(space.head) if end and space.head else log_c[last + 1]
@@ -437,17 +436,10 @@ def solve(problem: Problem, *, time_limit: float = 60.0, gap: float = 1e-9) -> S
         raise DeepmadError(f"SCIP found no feasible design within {time_limit:g} s (status {status}); raise the time limit")
     sol = m.getBestSol()
     space = problem.space
-    arch = Architecture(
-        stem=Stem(_chosen(m, sol, model.stem), stride=space.stem_stride),
-        stages=tuple(
-            Stage(space.block, _chosen(m, sol, model.width[j]), _chosen(m, sol, model.inner[j]), _chosen(m, sol, model.kernel[j]),
-                  round(m.getSolVal(sol, model.depth[j])), s)
-            for j, s in enumerate(space.strides)
-        ),
-        head=Head(space.head) if space.head else None,
-        resolution=space.resolution,
-        name=problem.name,
-    )
+    arch = space.design(_chosen(m, sol, model.stem), [
+        (_chosen(m, sol, model.width[j]), _chosen(m, sol, model.inner[j]), _chosen(m, sol, model.kernel[j]), round(m.getSolVal(sol, model.depth[j])))
+        for j in range(len(space.strides))
+    ], name=problem.name)
     check = problem.check(arch)
     if not check.feasible:
         raise DeepmadError(f"internal error: SCIP's design breaks {', '.join(v.message for v in check.violations)}")
