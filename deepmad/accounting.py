@@ -5,8 +5,8 @@
   reports for the generated module, divided by two.
 * ``flops_tinynas``: DeepMAD's published budgets. Per conv
   ``(weights + 2 * c_out) * H_out * W_out``, plus ``c_out * H_out * W_out``
-  for the activation that follows it (for a block's last conv: the
-  activation after the addition) and for the addition of a projection
+  for the activation that follows it where the block has one there (for a
+  block's last conv: the activation after the addition) and for the addition of a projection
   shortcut; ``c_in * H_in * W_in`` for the average pool of a strided
   shortcut; SE FLOPs not counted; classifier not counted.
 * ``params``: conv weights (no bias) plus the BN affine ``2 * c_out`` per
@@ -70,8 +70,8 @@ def block_costs(name: str, layout: BlockLayout, side_in: int) -> list[LayerCost]
     side = side_in
     for i, conv in enumerate(layout.convs):
         side //= conv.stride
-        # Every main conv is followed by an activation: the last one by the one after the addition.
-        rows.append(conv_cost(f"{name}.convs.{i}", conv, side, activation=True))
+        # A main conv's activation: for the last one, the one after the addition.
+        rows.append(conv_cost(f"{name}.convs.{i}", conv, side, activation=conv.act))
         if layout.se is not None and layout.se.after == i:
             se_params = sum(c.weights + 2 * c.c_out for c in layout.se.convs)
             se_macs = sum(c.weights for c in layout.se.convs)  # on the pooled 1x1 map

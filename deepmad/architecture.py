@@ -91,7 +91,8 @@ class Stage:
     The first block maps the previous width to ``channels`` and carries
     ``stride``; the others map ``channels -> channels`` at stride 1. ``inner``
     is the bottleneck width (bottleneck, basic) or the expanded width
-    (inverted residuals).
+    (inverted residuals, large kernel); a block type without an inner width
+    (plain) takes ``inner == channels``.
     """
 
     block: str
@@ -106,6 +107,8 @@ class Stage:
             raise InputError("block", f"unknown block type {shown(self.block)}; use one of {', '.join(BLOCK_TYPES)}")
         _int_field(self, "channels")
         _int_field(self, "inner")
+        if not self.block_type.has_inner and self.inner != self.channels:
+            raise InputError("inner", f"{self.block} blocks have no inner width: set it to the channels ({self.channels}), got {self.inner}")
         _kernel(self)
         _int_field(self, "depth")
         _int_field(self, "stride", choices=(1, 2))
@@ -272,7 +275,7 @@ class Architecture:
         stem = _part(Stem, data["stem"], "stem")
         if not isinstance(data["stages"], list):
             raise InputError("stages", "must be a list of stage objects")
-        stages = tuple(_part(Stage, s, f"stages[{i}]") for i, s in enumerate(data["stages"]))
+        stages = tuple(_part(Stage, _inner_default(s), f"stages[{i}]") for i, s in enumerate(data["stages"]))
         head = None if data.get("head") is None else _part(Head, data["head"], "head")
         extra = {k: data[k] for k in ("resolution", "in_channels", "num_classes", "name") if k in data}
         return cls(stem=stem, stages=stages, head=head, **extra)
@@ -295,6 +298,16 @@ class Architecture:
             return cls.from_json(text)
         except InputError as exc:
             raise InputError(f"{path}: {exc.field}", exc.message) from None
+
+
+def _inner_default(stage: Any) -> Any:
+    """A stage object with ``inner`` set to its channels where its block type has no inner width
+    and the object leaves it out."""
+    if isinstance(stage, dict) and "inner" not in stage and "channels" in stage:
+        block = BLOCK_TYPES.get(stage.get("block")) if isinstance(stage.get("block"), str) else None
+        if block is not None and not block.has_inner:
+            return {**stage, "inner": stage["channels"]}
+    return stage
 
 
 def _part(kind: type, data: Any, where: str) -> Any:

@@ -1,19 +1,28 @@
 """Block types: one definition each.
 
-A block type is a function from a block's shape (input and output channels,
-inner width, kernel, stride, whether it opens its stage) to a
-:class:`BlockLayout`: the convs of its main path, its squeeze-excite, its
-shortcut and its activation. Everything else is derived from that layout and
+A :class:`BlockType` states a block family: a function from a block's shape
+(input and output channels, inner width, kernel, stride, whether it opens its
+stage) to a :class:`BlockLayout` (the convs of its main path with their
+fan-in, groups, stride placement and activations, its squeeze-excite, its
+shortcut rule), whether the family has an inner width and its range, its
+default kernels and depth-penalty stages, and its TinyNAS class names where
+TinyNAS has the family. Everything else is derived from that definition and
 from nothing else:
 
 * parameters and FLOPs in both conventions (:mod:`deepmad.accounting`),
 * the layer widths that enter the entropy and the effectiveness
   (:mod:`deepmad.entropy`): the fan-in ``c_in * k^2 / groups`` of each
   main-path conv,
+* the latency units (:mod:`deepmad.latency`) and what the profiler times
+  (:mod:`deepmad.profiling`),
+* the solver's option arrays and rows (:mod:`deepmad.solvers.engine` traces
+  the layout), the SCIP cross-check's statement
+  (:mod:`deepmad.solvers.checks.scip` reads the same layout symbolically),
 * the PyTorch module (:mod:`generators.pytorch` writes the layout out and one
   generic block class builds it).
 
-Adding a block type is one new entry in :data:`BLOCK_TYPES`.
+Adding a block type is one new entry in :data:`BLOCK_TYPES`; no other module
+switches on block names.
 """
 
 from __future__ import annotations
@@ -24,23 +33,32 @@ from typing import Callable, Literal
 import numpy as np
 
 Shortcut = Literal["none", "identity", "projection"]
-Activation = Literal["relu", "silu"]
+Activation = Literal["relu", "silu", "gelu"]
 
 
 @dataclass(frozen=True)
 class Conv:
-    """A convolution without bias, followed by BatchNorm (padding ``kernel // 2``)."""
+    """A convolution without bias, followed by BatchNorm (padding ``kernel // 2``).
+
+    ``act``: whether the block's activation follows it (for a block's last conv: the activation
+    after the addition of the shortcut). Stems, heads and shortcut projections ignore it."""
 
     c_in: int
     c_out: int
     kernel: int
     stride: int = 1
     groups: int = 1
+    act: bool = True
+
+    @property
+    def _per_group(self):
+        """``groups``, at least 1 (traces evaluate a depthwise conv at zero width)."""
+        return self.groups if isinstance(self.groups, int) else np.maximum(self.groups, 1)
 
     @property
     def weights(self) -> int:
         """Number of weights: ``c_in * c_out * k^2 / groups``."""
-        return self.c_in * self.c_out * self.kernel**2 // self.groups
+        return self.c_in * self.c_out * self.kernel**2 // self._per_group
 
     @property
     def depthwise(self) -> bool:
@@ -51,7 +69,7 @@ class Conv:
     @property
     def fan_in(self) -> int:
         """The layer width ``w = c_in * k^2 / groups`` of the entropy (spec section 3)."""
-        return self.c_in * self.kernel**2 // self.groups
+        return self.c_in * self.kernel**2 // self._per_group
 
 
 @dataclass(frozen=True)
@@ -73,7 +91,8 @@ class BlockLayout:
     """What one block is made of.
 
     ``convs`` is the main path in order; the block's activation follows every
-    conv but the last, and follows the sum of the last conv and the shortcut.
+    conv whose ``act`` is set, the last conv's after the sum of that conv and
+    the shortcut.
     A ``"projection"`` shortcut is a 1x1 conv+BN ``c_in -> c_out`` at the
     output resolution; any shortcut of a strided block first average-pools
     its input (2x2, stride 2).
@@ -118,17 +137,27 @@ class BlockType:
     ``layout(c_in, c_out, inner, kernel, stride, first)`` builds one block;
     ``first`` is true for the block that opens a stage. ``penalty_stages``
     says which stages the depth penalty covers by default (``"last3"`` or
-    ``"all"``, spec section 3); ``inner_range`` is the inner width range
-    relative to the output channels in TinyNAS's search space (spec section 5).
+    ``"all"``, spec section 3). ``inner_range`` is the inner width range
+    relative to the output channels (TinyNAS's search space, spec section 5,
+    for its families); ``None``: the family has no inner width, a stage's
+    ``inner`` then equals its channels and the layout ignores it.
+    ``kernels``: the kernels a custom space of this family offers by default.
+    ``tinynas_class`` and ``tinynas_inner_class``: the family's classes in
+    TinyNAS's structure format, ``None`` for a family TinyNAS does not have.
     """
 
     name: str
-    tinynas_class: str
-    tinynas_inner_class: str
     description: str
     layout: LayoutFn
     penalty_stages: Literal["last3", "all"]
-    inner_range: tuple[float, float]
+    inner_range: tuple[float, float] | None
+    kernels: tuple[int, ...] = (3, 5, 7)
+    tinynas_class: str | None = None
+    tinynas_inner_class: str | None = None
+
+    @property
+    def has_inner(self) -> bool:
+        return self.inner_range is not None
 
 
 def se_hidden_width(channels):

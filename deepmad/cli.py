@@ -290,7 +290,8 @@ def _design(args: argparse.Namespace, measurer) -> int:
         out["metrics"] = metrics(solution.architecture, problem.scoring)
         if problem.latency_model is not None:
             out["metrics"]["latency_ms"] = problem.latency_model.predict(solution.architecture).total_ms
-        out["tinynas"] = tinynas.to_layers(solution.architecture)
+        if all(s.block_type.tinynas_class for s in solution.architecture.stages):
+            out["tinynas"] = tinynas.to_layers(solution.architecture)
         if args.out:
             from generators import pytorch
 
@@ -632,7 +633,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score-resolution", type=_positive_int, metavar="N", help="take r_i at this input side (the reference code uses 224); default the design resolution")
     p.add_argument("--alpha", type=_float_list, metavar="A,B,..", help="prefix weights, one per scoring prefix (default 1,..,1,8)")
     p.add_argument("--beta", type=float, default=10.0, help="depth penalty weight (default 10)")
-    p.add_argument("--penalty-stages", type=_int_list, metavar="J,K,..", help="0-based stages the depth penalty covers (default: last three for bottleneck/basic, all for inverted residuals)")
+    p.add_argument("--penalty-stages", type=_int_list, metavar="J,K,..", help="0-based stages the depth penalty covers (default: the last three for "
+                   f"{'/'.join(n for n, b in BLOCK_TYPES.items() if b.penalty_stages == 'last3')}, all for the other block types)")
     p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser("generate", help="write a standalone PyTorch model file, or an ONNX file")

@@ -34,9 +34,10 @@ class Scoring:
     ``alpha``: one weight per scoring prefix (default ``(1, ..., 1, 8)``).
     ``beta``: depth penalty weight (default 10).
     ``penalty_stages``: indices (0-based) of the stages whose depths the
-    penalty covers; default from the block type: the last three stages for
-    bottleneck and basic networks, all stages for inverted residuals (and
-    for networks that mix block types).
+    penalty covers; default from the block type
+    (:attr:`deepmad.blocks.BlockType.penalty_stages`: the last three stages for
+    bottleneck and basic networks, all stages for inverted residuals), all
+    stages for networks that mix block types with different defaults.
     ``resolution``: the input side the ``r_i`` are taken at; default the
     design resolution. The reference code always uses 224.
     """

@@ -3,7 +3,7 @@
 A network runs as a sequence of units (:class:`hwmodels.units.Unit`), read
 off the block layouts of :mod:`deepmad.blocks` exactly as the generated
 PyTorch module executes them: every main-path conv with its BatchNorm and
-activation (the last conv of a block with a shortcut fuses the addition
+activation where it has one (the last conv of a block with a shortcut fuses the addition
 before the block's activation), the squeeze-excite, the shortcut's average
 pool and 1x1 projection (no activation), the head conv, and the global pool
 with the classifier. A table's predictor times each unit (interpolating
@@ -48,7 +48,7 @@ def block_units(layout: BlockLayout, side_in) -> list[Unit]:
     for i, conv in enumerate(layout.convs):
         op = "dwconv" if conv.depthwise else "conv"
         fused = i == last and layout.shortcut != "none"
-        units.append(Unit(op, conv.c_in, conv.c_out, conv.kernel, conv.stride, side, fused, layout.activation))
+        units.append(Unit(op, conv.c_in, conv.c_out, conv.kernel, conv.stride, side, fused, layout.activation if conv.act else "none"))
         side //= conv.stride
         if layout.se is not None and layout.se.after == i:
             units.append(Unit("se", layout.se.channels, layout.se.hidden, 1, 1, side, False, "silu"))

@@ -9,7 +9,9 @@ kernel and the depth. Widths lie on grids of multiples of ``channel_step`` and
 * ``inner_ratio = (lo, hi)``: the inner width lies between ``lo * c`` and
   ``hi * c`` of the stage's output channels ``c``, each end rounded to the
   inner grid as TinyNAS's ``smart_round`` does (nearest multiple, at least one
-  step), so ``c = 1232`` allows ``b = 120`` under ``lo = 0.1``;
+  step), so ``c = 1232`` allows ``b = 120`` under ``lo = 0.1``; ``None`` (the
+  default) takes the block type's range, and is the only value for a block
+  type without an inner width (whose inner width is then ``c``);
 * ``max_growth``: a stage's output is at most ``max_growth`` times its input
   (``c_j <= 4 * c_{j-1}``), for every stage after the first;
 * ``stem_growth``: the same rule between the stem and the first stage.
@@ -54,7 +56,7 @@ class DesignSpace:
     depths: tuple[tuple[int, int], ...]
     stem_channels: tuple[int, int] = (16, 64)
     channels: tuple[int, int] = (8, 2048)
-    kernels: tuple[int, ...] = (3, 5, 7)
+    kernels: tuple[int, ...] | None = None
     head: int | None = None
     stem_stride: int = 2
     channel_step: int = 8
@@ -68,11 +70,15 @@ class DesignSpace:
     def __post_init__(self) -> None:
         if self.block not in BLOCK_TYPES:
             raise InputError("block", f"unknown block type {self.block!r}; use one of {', '.join(BLOCK_TYPES)}")
+        block = BLOCK_TYPES[self.block]
         object.__setattr__(self, "strides", tuple(self.strides))
         object.__setattr__(self, "depths", tuple(tuple(d) for d in self.depths))
-        object.__setattr__(self, "kernels", tuple(sorted(set(self.kernels))))
-        if self.inner_ratio is None:
-            object.__setattr__(self, "inner_ratio", BLOCK_TYPES[self.block].inner_range)
+        object.__setattr__(self, "kernels", tuple(sorted(set(block.kernels if self.kernels is None else self.kernels))))
+        if not block.has_inner:
+            if self.inner_ratio is not None:
+                raise InputError("inner_ratio", f"{self.block} blocks have no inner width; leave it unset")
+        elif self.inner_ratio is None:
+            object.__setattr__(self, "inner_ratio", block.inner_range)
         if not self.strides:
             raise InputError("strides", "at least one stage is needed")
         if len(self.depths) != len(self.strides):
@@ -93,11 +99,12 @@ class DesignSpace:
             raise InputError("kernels", f"needs kernels <= {MAX['kernel']}, got {self.kernels}")
         if not 0 < self.stem_kernel <= MAX["kernel"] or self.stem_kernel % 2 == 0:
             raise InputError("stem_kernel", f"needs an odd kernel from 1 to {MAX['kernel']}, got {self.stem_kernel}")
-        lo, hi = self.inner_ratio
-        if not 0 < lo <= hi:
-            raise InputError("inner_ratio", f"needs 0 < lo <= hi, got ({lo}, {hi})")
-        if not math.isfinite(hi):
-            raise InputError("inner_ratio", f"needs a finite hi, got ({lo}, {hi})")
+        if self.inner_ratio is not None:
+            lo, hi = self.inner_ratio
+            if not 0 < lo <= hi:
+                raise InputError("inner_ratio", f"needs 0 < lo <= hi, got ({lo}, {hi})")
+            if not math.isfinite(hi):
+                raise InputError("inner_ratio", f"needs a finite hi, got ({lo}, {hi})")
         if not self.channel_grid() or not self.stem_grid():
             raise InputError("channels", f"no multiple of {self.channel_step} lies in the channel ranges")
         # Validates strides, resolution and head through the architecture model.
@@ -135,8 +142,11 @@ class DesignSpace:
         return _grid(*self.channels, self.channel_step)
 
     def inner_grid(self, channels: int) -> tuple[int, ...]:
-        """Inner widths allowed for a stage with ``channels`` outputs."""
-        lo, hi = self.inner_ratio  # type: ignore[misc]
+        """Inner widths allowed for a stage with ``channels`` outputs (``channels`` itself where the
+        block type has no inner width)."""
+        if self.inner_ratio is None:
+            return (channels,)
+        lo, hi = self.inner_ratio
         return _grid(smart_round(lo * channels, self.inner_step), smart_round(hi * channels, self.inner_step), self.inner_step)
 
     def growth_ok(self, c_in: int, c_out: int, *, first: bool) -> bool:
@@ -229,7 +239,8 @@ def snap(arch: Architecture, space: DesignSpace) -> Architecture:
     return Architecture(
         stem=Stem(_up(arch.stem.channels, step), arch.stem.kernel, arch.stem.stride),
         stages=tuple(
-            Stage(s.block, _up(s.channels, step), _up(s.inner, inner), s.kernel, s.depth, s.stride) for s in arch.stages
+            Stage(s.block, _up(s.channels, step), _up(s.inner, inner) if s.block_type.has_inner else _up(s.channels, step), s.kernel,
+                  s.depth, s.stride) for s in arch.stages
         ),
         head=arch.head,
         resolution=arch.resolution,

@@ -25,7 +25,7 @@ from .files import read_text
 from .blocks import BLOCK_TYPES
 from .errors import InputError, shown
 
-_BY_CLASS = {bt.tinynas_class: bt for bt in BLOCK_TYPES.values()}
+_BY_CLASS = {bt.tinynas_class: bt for bt in BLOCK_TYPES.values() if bt.tinynas_class is not None}
 _CONV = "ConvKXBNRELU"
 _MAX_BYTES = 1 << 20
 _CONV_KEYS = {"class", "in", "out", "k", "s"}
@@ -142,8 +142,11 @@ def to_layers(arch: Architecture) -> list[dict[str, Any]]:
     layers: list[dict[str, Any]] = [
         {"class": _CONV, "in": arch.in_channels, "k": arch.stem.kernel, "out": arch.stem.channels, "s": arch.stem.stride}
     ]
-    for stage, c_in in zip(arch.stages, arch.stage_inputs()):
+    for j, (stage, c_in) in enumerate(zip(arch.stages, arch.stage_inputs())):
         bt = stage.block_type
+        if bt.tinynas_class is None:
+            raise InputError(f"stages[{j}].block", f"TinyNAS has no {stage.block} blocks; its structure format holds "
+                                                    f"{', '.join(b.name for b in _BY_CLASS.values())} stages")
         layers.append(
             {
                 "L": stage.depth,

@@ -41,7 +41,7 @@ from deepmad.files import atomic_write_text
 
 
 def _layout_literal(layout: BlockLayout) -> str:
-    convs = ", ".join(f"({c.c_in}, {c.c_out}, {c.kernel}, {c.stride}, {c.groups})" for c in layout.convs)
+    convs = ", ".join(f"({c.c_in}, {c.c_out}, {c.kernel}, {c.stride}, {c.groups}, {c.act})" for c in layout.convs)
     se = "None" if layout.se is None else f"({layout.se.after}, {layout.se.hidden})"
     return f"dict(convs=[{convs}], se={se}, shortcut={layout.shortcut!r}, pool={layout.pools_shortcut}, act={layout.activation!r})"
 
@@ -311,11 +311,12 @@ EXPECTED = {expected}
 # architecture alone.
 DESIGN = {design}
 
-# A conv is (in channels, out channels, kernel, stride, groups), followed by BatchNorm.
-# A block applies its convs in order, its activation after each but the last, an
-# optional squeeze-excite (after conv index se[0], hidden width se[1]), adds the
-# shortcut ("none", "identity" or a 1x1 "projection", average-pooled first when
-# pool is true) and applies its activation.
+# A conv is (in channels, out channels, kernel, stride, groups), followed by BatchNorm;
+# a block's convs add whether its activation follows them. A block applies its convs
+# in order, each but the last with its activation where it has one, an optional
+# squeeze-excite (after conv index se[0], hidden width se[1]), adds the shortcut
+# ("none", "identity" or a 1x1 "projection", average-pooled first when pool is
+# true) and applies its activation where the last conv has one.
 STEM = {stem}
 STAGES = {stages}
 HEAD = {head}
@@ -324,7 +325,7 @@ FEATURES = {features}
 # Preprocessing and layout as timm's pretrained_cfg spells them (input_size is the design's).
 DEFAULT_CFG = {default_cfg}
 
-ACTIVATIONS = {{"relu": nn.ReLU, "silu": nn.SiLU}}
+ACTIVATIONS = {{"relu": lambda: nn.ReLU(inplace=True), "silu": lambda: nn.SiLU(inplace=True), "gelu": nn.GELU}}
 
 
 class ConvBnAct(nn.Sequential):
@@ -336,7 +337,7 @@ class ConvBnAct(nn.Sequential):
             nn.BatchNorm2d(c_out),
         ]
         if act is not None:
-            layers.append(ACTIVATIONS[act](inplace=True))
+            layers.append(ACTIVATIONS[act]())
         super().__init__(*layers)
 
 
@@ -354,12 +355,13 @@ class SqueezeExcite(nn.Module):
 
 
 class Block(nn.Module):
-    """One residual block, built from its layout (see STAGES)."""
+    """One block, built from its layout (see STAGES)."""
 
     def __init__(self, convs, se, shortcut, pool, act):
         super().__init__()
         self.convs = nn.ModuleList(
-            ConvBnAct(*conv, act=act if i < len(convs) - 1 else None) for i, conv in enumerate(convs)
+            ConvBnAct(*conv, act=act if has_act and i < len(convs) - 1 else None)
+            for i, (*conv, has_act) in enumerate(convs)
         )
         self.se_after = se[0] if se is not None else None
         self.se = SqueezeExcite(convs[se[0]][1], se[1]) if se is not None else None
@@ -373,7 +375,7 @@ class Block(nn.Module):
             if shortcut == "projection":
                 parts["conv"] = ConvBnAct(c_in, c_out, 1, act=None)
             self.shortcut = nn.Sequential(parts)
-        self.act = ACTIVATIONS[act](inplace=True)
+        self.act = ACTIVATIONS[act]() if convs[-1][5] else nn.Identity()
 
     def zero_init_last(self):
         """Zero the last BatchNorm of the residual branch: the block starts as its shortcut."""

@@ -140,10 +140,10 @@ def module_for(unit: Unit):
     """The torch module a unit stands for, and a function making its inputs for a batch size."""
     torch = _torch()
     nn = torch.nn
-    acts = {"relu": nn.ReLU, "silu": nn.SiLU}
+    acts = {"relu": lambda: nn.ReLU(inplace=True), "silu": lambda: nn.SiLU(inplace=True), "gelu": nn.GELU}
 
     def act(kind: str):
-        return acts[kind](inplace=True) if kind in acts else nn.Identity()
+        return acts[kind]() if kind in acts else nn.Identity()
 
     c_in, c_out, k, s, size = int(unit.c_in), int(unit.c_out), unit.kernel, unit.stride, int(unit.size)
     if unit.op in ("conv", "dwconv"):

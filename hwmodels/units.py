@@ -13,7 +13,7 @@ Its ``op`` says what runs, with BatchNorm always folded into the unit:
 * ``classifier``: global average pool and a linear layer ``c_in -> c_out``.
 
 ``size`` is the side of the (square) input feature map; ``act`` is ``relu``,
-``silu``, ``none``, or ``any`` in tables whose runtime fuses the activation
+``silu``, ``gelu``, ``none``, or ``any`` in tables whose runtime fuses the activation
 into the conv so that its kind does not change the time (TensorRT).
 Widths and sizes may be numpy arrays of equal shape (a predictor evaluates
 many units of one kind at once).
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 OPS = ("conv", "dwconv", "se", "pool", "classifier")
-ACTS = ("relu", "silu", "none", "any")
+ACTS = ("relu", "silu", "none", "any", "gelu")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from types import ModuleType
 
 import pytest
 
-from deepmad import Architecture, Head, Stage, Stem
+from deepmad import BLOCK_TYPES, Architecture, Head, Stage, Stem
 
 PUBLISHED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tinynas" / "published"
 
@@ -99,6 +99,14 @@ def import_model():
     return import_file
 
 
+def inner_kept(make, **fields):
+    """``make(**fields)`` (a :class:`Stage`, or its JSON object with ``make=dict``) with ``inner`` set to
+    ``channels`` where the block type has no inner width (a drawn inner width is then meaningless)."""
+    if not BLOCK_TYPES[fields["block"]].has_inner:
+        fields["inner"] = fields["channels"]
+    return make(**fields)
+
+
 def small_arch(block: str, *, head: bool = True, num_classes: int = 10, name: str = "") -> Architecture:
     """A small 4-stage design of one block type, total stride 16, designed at 64.
 
@@ -107,12 +115,16 @@ def small_arch(block: str, *, head: bool = True, num_classes: int = 10, name: st
     shortcut) and stay equal within (identity shortcuts); depth 2 exercises
     the non-first blocks.
     """
-    expand = block.startswith("inverted_residual")
+    inner_range = BLOCK_TYPES[block].inner_range
     widths = (8, 12, 16, 24)
     strides = (2, 1, 2, 2)
     depths = (1, 2, 2, 1)
+
+    def inner(c: int) -> int:  # expanded blocks twice the width, bottlenecked ones half, none the width
+        return c if inner_range is None else 2 * c if inner_range[1] > 1 else max(4, c // 2)
+
     stages = tuple(
-        Stage(block=block, channels=c, inner=(2 * c if expand else max(4, c // 2)), kernel=k, depth=d, stride=s)
+        Stage(block=block, channels=c, inner=inner(c), kernel=k, depth=d, stride=s)
         for c, s, d, k in zip(widths, strides, depths, (3, 5, 3, 3))
     )
     return Architecture(

@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import deepmad
+from conftest import inner_kept
 from deepmad import Architecture, Head, Stage, Stem
 
 
@@ -328,8 +329,8 @@ def architectures(draw):
     block = draw(st.sampled_from(BLOCKS))
     n = draw(st.integers(1, 4))
     stages = tuple(
-        Stage(
-            block,
+        inner_kept(Stage,
+            block=block,
             channels=draw(st.integers(1, 40)),
             inner=draw(st.integers(1, 64)),
             kernel=draw(st.sampled_from((1, 3, 5, 7))),
@@ -350,12 +351,12 @@ def _reference(arch: Architecture) -> tuple[int, int, int]:
     """An independent spec-section-2 counter: (params, macs, flops_tinynas) without classifier."""
     total = [0, 0, 0]
 
-    def conv(c_in, c_out, k, side_out, groups=1):
+    def conv(c_in, c_out, k, side_out, groups=1, act=True):
         w = c_in * c_out * k * k // groups
         area = side_out * side_out
         total[0] += w + 2 * c_out
         total[1] += w * area
-        total[2] += (w + 2 * c_out) * area + c_out * area  # conv+BN, then activation (or add)
+        total[2] += (w + 2 * c_out) * area + (c_out * area if act else 0)  # conv+BN, then activation (or add)
 
     side = arch.resolution // 2
     conv(arch.in_channels, arch.stem.channels, arch.stem.kernel, side)
@@ -375,6 +376,7 @@ def _reference(arch: Architecture) -> tuple[int, int, int]:
                 conv(b, c, k, out)
                 has_shortcut, proj = True, c_in != c
             else:
+                assert stage.block.startswith("inverted_residual")
                 conv(c_in, b, 1, side)
                 conv(b, b, k, out, groups=b)
                 if stage.block == "inverted_residual_se":
@@ -406,6 +408,7 @@ def _repeated_block(block: str, c: int, b: int, k: int, side: int) -> tuple[int,
         m = (c*b*k*k + b*c*k*k) * a
         f = (p + b + c) * a
     else:
+        assert block.startswith("inverted_residual")
         p = (c*b + 2*b) + (b*k*k + 2*b) + (b*c + 2*c)
         m = (c*b + b*k*k + b*c) * a
         f = (p + b + b + c) * a

@@ -370,7 +370,7 @@ CASES = [
     case("table-negative-latency", *lat(jsonl(HEADER, {**ROW, "ms": -1})), 2,
          tline(2, "ms must be a finite number >= 0, got -1 (failed measurements are left out)")),
     case("table-unknown-op", *lat(jsonl(HEADER, {**ROW, "op": "lstm"})), 2, tline(2, "op must be one of conv, dwconv, se, pool, classifier, got 'lstm'")),
-    case("table-unknown-act", *lat(jsonl(HEADER, {**ROW, "act": "gelu"})), 2, tline(2, "act must be one of relu, silu, none, any, got 'gelu'")),
+    case("table-unknown-act", *lat(jsonl(HEADER, {**ROW, "act": "tanh"})), 2, tline(2, "act must be one of relu, silu, none, any, gelu, got 'tanh'")),
     case("table-zero-width", *lat(jsonl(HEADER, {**ROW, "c_in": 0})), 2, tline(2, "c_in must be an integer from 1 to 1048576, got 0")),
     case("table-fused-add-int", *lat(jsonl(HEADER, {**ROW, "fused_add": 1})), 2, tline(2, "fused_add must be true or false, got 1")),
     case("table-unknown-column", *lat(jsonl(HEADER, {**ROW, "colour": 1})), 2,

@@ -42,7 +42,8 @@ def test_an_engine_option_costs_what_the_accounting_counts(block, stride, a8, c8
     """Affine in the input width, as the engine holds them, the first block's costs are exact."""
     a, c = 8 * a8, 8 * c8
     space = DesignSpace(block=block, resolution=64, strides=(stride,), depths=((1, 3),), stem_channels=(a, a),
-                        channels=(c, c), kernels=(k,), inner_ratio=(0.01, 50.0), stem_growth=None, max_growth=None)
+                        channels=(c, c), kernels=(k,), inner_ratio=(0.01, 50.0) if BLOCK_TYPES[block].has_inner else None, stem_growth=None,
+                        max_growth=None)
     problem = Problem(space, flops_convention=convention, nondecreasing=False)
     engine = Engine.of(problem)
     t = engine.stages[0]

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
 import deepmad
-from conftest import design_resolution, import_file, small_arch
+from conftest import design_resolution, import_file, inner_kept, small_arch
 from deepmad import BLOCK_TYPES, Architecture, Head, Stage, Stem, tinynas
 from generators import pytorch as gen
 
@@ -228,7 +228,7 @@ def tiny_architectures(draw):
     n = draw(st.integers(1, 5))
     stem = Stem(channels=draw(st.integers(1, 8)), kernel=draw(st.sampled_from([1, 3])), stride=draw(st.sampled_from([1, 2])))
     stages = tuple(
-        Stage(
+        inner_kept(Stage,
             block=draw(st.sampled_from(BLOCKS)),
             channels=draw(st.integers(1, 8)),
             inner=draw(st.integers(1, 12)),
@@ -419,8 +419,8 @@ def test_the_measurer_process_counts_as_measure_does_after_its_warm_up():
     gives the same counts as measuring here, for a network with every block type."""
     from generators.pytorch import Measurer, measure, render
 
-    stages = tuple(Stage(name, channels=24, inner=16, kernel=5, depth=2, stride=2) for name in BLOCK_TYPES)
-    text = render(Architecture(stem=Stem(channels=16), stages=stages, resolution=64))
+    stages = tuple(inner_kept(Stage, block=name, channels=24, inner=16, kernel=5, depth=2, stride=2) for name in BLOCK_TYPES)
+    text = render(Architecture(stem=Stem(channels=16), stages=stages, resolution=128))
     measurer = Measurer()
     try:
         assert measurer.proc is not None
@@ -441,7 +441,8 @@ def test_zero_init_residual_zeroes_the_last_batchnorm_of_every_residual_branch(s
     arch, mod = small
     model = mod.build_model()
     blocks = _residual_blocks(mod, model)
-    assert len(blocks) == sum(1 for *_, layout in arch.blocks() if layout.shortcut != "none") > 0
+    assert len(blocks) == sum(1 for *_, layout in arch.blocks() if layout.shortcut != "none")
+    assert blocks or all(layout.shortcut == "none" for *_, layout in arch.blocks())  # plain blocks have none
     assert all(torch.count_nonzero(b.convs[-1][1].weight) == 0 for b in blocks)
     # every other BatchNorm starts at 1 / 0, and no conv is left at torch's default init
     last = {id(b.convs[-1][1]) for b in blocks}

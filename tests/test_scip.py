@@ -17,14 +17,14 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from deepmad import Architecture, DeepmadError, Head, InputError, Scoring, Stage, Stem, costs, score
+from deepmad import BLOCK_TYPES, Architecture, DeepmadError, Head, InputError, Scoring, Stage, Stem, costs, score
 from deepmad.solvers.checks import bruteforce, scip
 from deepmad.problem import Problem
 from deepmad.solution import Solution
 from deepmad.solvers import solve as milp_solve
 from deepmad.space import DesignSpace
 
-BLOCKS = ("bottleneck", "basic", "inverted_residual", "inverted_residual_se")
+BLOCKS = sorted(BLOCK_TYPES)
 SIZE_CAP = int(os.environ.get("DEEPMAD_SCIP_SIZE_CAP", "1500"))
 EXAMPLES = int(os.environ.get("DEEPMAD_SCIP_EXAMPLES", "15"))
 REL = 1e-6
@@ -82,7 +82,8 @@ def _shrink(space: DesignSpace) -> DesignSpace:
 def tiny_spaces(draw) -> DesignSpace:
     block = draw(st.sampled_from(BLOCKS))
     n = draw(st.integers(1, 3))
-    inverted = block.startswith("inverted_residual")
+    inner_range = BLOCK_TYPES[block].inner_range
+    inverted = inner_range is not None and inner_range[1] > 1  # expanding blocks
     lo = draw(st.sampled_from((8, 16)))
     return _shrink(
         DesignSpace(
@@ -94,7 +95,7 @@ def tiny_spaces(draw) -> DesignSpace:
             channels=(lo, draw(st.sampled_from([c for c in (8, 16, 24, 32) if c >= lo]))),
             kernels=draw(st.sampled_from(((3, 5), (3,), (5,)))),
             head=draw(st.sampled_from((None, 32))) if inverted else None,
-            inner_ratio=(1.5, 3.0) if inverted else draw(st.sampled_from((None, (0.5, 1.0)))),
+            inner_ratio=(1.5, 3.0) if inverted else None if inner_range is None else draw(st.sampled_from((None, (0.5, 1.0)))),
             max_growth=draw(st.sampled_from((4.0, 2.0))),
             stem_growth=draw(st.sampled_from((4.0, 2.0, None))),
         )
@@ -149,9 +150,11 @@ def test_scip_milp_and_brute_force_agree(case):
 
 
 def fixed_space(block: str, **kw) -> DesignSpace:
-    inverted = block.startswith("inverted_residual")
+    inner_range = BLOCK_TYPES[block].inner_range
+    inverted = inner_range is not None and inner_range[1] > 1  # expanding blocks
     args = dict(block=block, resolution=32, strides=(2, 1, 2), depths=((1, 2), (1, 2), (1, 2)), stem_channels=(16, 16),
-                channels=(8, 16), kernels=(3, 5), inner_ratio=(1.5, 2.0) if inverted else (0.5, 1.0), head=32 if inverted else None)
+                channels=(8, 16), kernels=(3, 5), inner_ratio=(1.5, 2.0) if inverted else None if inner_range is None else (0.5, 1.0),
+                head=32 if inverted else None)
     args.update(kw)
     return DesignSpace(**args)
 
@@ -284,9 +287,20 @@ def test_statement_is_the_accounting_and_the_score(block):
                 assert math.isclose(mine.penalty, s.penalty, rel_tol=1e-12)
 
 
-def test_a_block_the_oracle_does_not_state_is_an_error_not_another_blocks_costs():
-    with pytest.raises(ValueError, match="states no costs for block 'plain'"):
-        scip.block_costs("plain", 16, 16, 16, 3, 0, 64, 64, strided=False, same=1, first=True)
-    with pytest.raises(ValueError, match="states no layer widths for block 'plain'"):
-        scip.block_log_width("plain", 1.0, 1.0, 1.0)
-    assert scip.block_log_width("inverted_residual", 1.0, 2.0, 3.0) == 1.0 + 2.0 + 6.0
+def test_a_block_the_oracle_does_not_know_is_an_error_not_another_blocks_costs():
+    with pytest.raises(ValueError, match="knows no block 'vgg'"):
+        scip.block_costs("vgg", 16, 16, 16, 3, 0, 64, 64, stride=1, same=1, first=True)
+    with pytest.raises(ValueError, match="knows no block 'vgg'"):
+        scip.block_log_width("vgg", 1.0, 1.0, 1.0, 1.0, stride=1, first=True)
+    with pytest.raises(ValueError, match="knows no block 'vgg'"):
+        scip.block_layers("vgg", 1, True)
+
+
+def test_the_oracle_reads_each_block_from_its_definition():
+    """Layer widths (fan-ins) and layer counts follow the layouts: ln a + 2 ln b + 2 ln k for a bottleneck
+    (1x1 a->b, kxk b->b, 1x1 b->c)."""
+    la, lc, lb, lk = 1.0, 10.0, 100.0, 1000.0
+    assert scip.block_log_width("bottleneck", la, lc, lb, lk, stride=2, first=True) == la + 2 * lb + 2 * lk
+    assert scip.block_log_width("basic", la, lc, lb, lk, stride=2, first=True) == la + lb + 4 * lk
+    assert scip.block_log_width("inverted_residual", la, lc, lb, lk, stride=2, first=True) == la + lb + 2 * lk
+    assert [scip.block_layers(b, 1, False) for b in ("bottleneck", "basic", "inverted_residual_se")] == [3, 2, 3]

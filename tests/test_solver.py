@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from pyomo.contrib.solver.common.factory import SolverFactory
 
-from deepmad import InputError, Scoring, costs, score
+from deepmad import BLOCK_TYPES, InputError, Scoring, costs, score
 from deepmad.problem import Problem
 from deepmad.solution import Solution
 from deepmad.solvers import colgen, solve
@@ -30,7 +30,7 @@ from deepmad.solvers.milp import option_caps, stem_options, tables
 from deepmad.solvers.rows import Program
 from deepmad.space import DesignSpace
 
-BLOCKS = ("bottleneck", "basic", "inverted_residual", "inverted_residual_se")
+BLOCKS = sorted(BLOCK_TYPES)
 
 #: Largest space the property test enumerates (brute force runs twice per example at ~0.1 ms a design).
 SIZE_CAP = int(os.environ.get("DEEPMAD_TEST_SIZE_CAP", "6000"))
@@ -77,8 +77,10 @@ def tiny_spaces(draw) -> DesignSpace:
     stem_lo = draw(st.sampled_from((8, 16)))
     stem_hi = draw(st.sampled_from([c for c in (16, 8) if c >= stem_lo]))
     kernels = draw(st.sampled_from(((3, 5), (3,), (5,))))
-    inverted = block.startswith("inverted_residual")
-    if inverted:
+    inner_range = BLOCK_TYPES[block].inner_range
+    if inner_range is None:
+        ratio, head = None, None
+    elif inner_range[1] > 1:  # expanding blocks (inverted residuals, large kernels), often with a head
         ratio = draw(st.sampled_from(((1.5, 3.0), (2.0, 2.0), (1.5, 2.0))))
         head = draw(st.sampled_from((None, 32, 64)))
     else:
@@ -192,10 +194,11 @@ def test_milp_agrees_with_brute_force(case):
 @pytest.mark.parametrize("convention", ["tinynas", "macs"])
 def test_milp_agrees_with_brute_force_on_a_fixed_problem(block, convention):
     """A deterministic companion of the property test: tight budgets, every block type, both conventions."""
-    inverted = block.startswith("inverted_residual")
+    inner_range = BLOCK_TYPES[block].inner_range
+    inverted = inner_range is not None and inner_range[1] > 1  # expanding blocks
     space = DesignSpace(
-        block=block, resolution=32, strides=(2, 1, 2), depths=((1, 2), (1, 1), (1, 2)), stem_channels=(8, 16),
-        channels=(8, 16), kernels=(3, 5), inner_ratio=(1.5, 2.0) if inverted else (0.5, 1.0), head=32 if inverted else None,
+        block=block, resolution=32, strides=(2, 1, 2), depths=((1, 2), (1, 1), (1, 2)), stem_channels=(8, 16), channels=(8, 16),
+        kernels=(3, 5), inner_ratio=(1.5, 2.0) if inverted else None if inner_range is None else (0.5, 1.0), head=32 if inverted else None,
     )
     free = Problem(space, flops_convention=convention)
     ref = bruteforce.solve(free).check

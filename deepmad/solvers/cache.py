@@ -33,7 +33,7 @@ from .engine import Costs, Engine, Latency, StageTable, StemTable, key
 KEPT = 4
 """Engines held per process."""
 
-FORMAT = 2
+FORMAT = 3
 """The layout of the files; a file of another layout is rebuilt."""
 
 _held: OrderedDict = OrderedDict()

@@ -77,7 +77,7 @@ def traced(block: str, c_in, c_out, inner, kernel: int, stride: int, first: bool
     def sub(v: int):
         return values.get(v, v)
 
-    convs = tuple(Conv(sub(x.c_in), sub(x.c_out), x.kernel, x.stride, sub(x.groups)) for x in layout.convs)
+    convs = tuple(dataclasses.replace(x, c_in=sub(x.c_in), c_out=sub(x.c_out), groups=sub(x.groups)) for x in layout.convs)
     se = layout.se and SqueezeExcite(sub(layout.se.channels), sub(layout.se.hidden), layout.se.after)
     return BlockLayout(convs, layout.shortcut, layout.activation, se)
 
@@ -102,9 +102,11 @@ class Costs:
 
 @dataclass(frozen=True, eq=False)
 class Latency:
-    """Latency (ms) of a stage's blocks: ``first[p, k] + units[a, bi[p], k] + shortcut[a, m]`` for the
-    first block fed by input ``a``; ``alike`` and ``rest`` as in :class:`StageTable`. ``inner`` is the
-    grid ``bi`` indexes (every inner width of the stage)."""
+    """Latency (ms) of a stage's blocks: ``first[p, k] + units[a, bi[p], k] + shortcut[a, m, k]`` for
+    the first block fed by input ``a`` (:meth:`of_first`); ``alike`` and ``rest`` as in
+    :class:`StageTable`. ``inner`` is the grid ``bi`` indexes (every inner width of the stage);
+    ``shortcut`` holds the units that meet the input but not the inner width (the shortcut, and a
+    conv from the input straight to the output or on the input alone)."""
 
     first: np.ndarray
     units: np.ndarray
@@ -113,6 +115,11 @@ class Latency:
     bi: np.ndarray
     alike: np.ndarray
     rest: np.ndarray
+
+    def of_first(self, ai, m, p, k):
+        """The first block's latency fed by input index ``ai`` (not its output width), at output width
+        ``m``, pair ``p`` and kernel ``k`` (arrays that broadcast)."""
+        return self.first[p, k] + self.units[ai, self.bi[p], k] + self.shortcut[ai, m, k]
 
 
 @dataclass(frozen=True, eq=False)
@@ -192,7 +199,7 @@ class StageTable:
             t = 0.0
             if self.latency is not None:
                 lat = self.latency
-                t = lat.first[p, k] + lat.units[ai, lat.bi[p], k] + lat.shortcut[ai, m]
+                t = lat.of_first(ai, m, p, k)
         return f, q, e, t
 
 
@@ -394,7 +401,7 @@ def _latency(problem: Problem, j: int, inputs, widths, inner, c, side_in: int, s
 
             if not uses_a:
                 per_pair = per_pair + np.broadcast_to(at(None, c, inner), per_pair.shape)
-            elif _C in fields or not ({_B, _H} & fields):
+            elif not ({_B, _H} & fields):
                 per_width = per_width + np.broadcast_to(at(inputs[:, None], widths[None, :], None), per_width.shape)
             else:
                 per_unit = per_unit + np.broadcast_to(at(inputs[:, None], None, grid[None, :]), per_unit.shape)
@@ -403,6 +410,5 @@ def _latency(problem: Problem, j: int, inputs, widths, inner, c, side_in: int, s
         shortcut.append(per_width)
         alike.append(np.broadcast_to(model.units_ms(block_units(traced(space.block, None, c, inner, k, stride, True, alike=True), side_in)), len(inner)))
         rest.append(np.broadcast_to(model.units_ms(block_units(traced(space.block, None, c, inner, k, 1, False, alike=True), side_out)), len(inner)))
-    if any(not np.array_equal(s, shortcut[0]) for s in shortcut):
-        raise DeepmadError(f"block type {space.block!r}: the shortcut's latency depends on the kernel")
-    return Latency(np.stack(first, axis=1), np.stack(units, axis=2), shortcut[0], grid, bi, np.stack(alike, axis=1), np.stack(rest, axis=1))
+    return Latency(np.stack(first, axis=1), np.stack(units, axis=2), np.stack(shortcut, axis=2), grid, bi, np.stack(alike, axis=1),
+                   np.stack(rest, axis=1))

@@ -79,8 +79,8 @@ def envelopes(V, first_e, first_c, alike_e, alike_c, rest_e, rest_c, W, slopes, 
     over ``ai`` of ``E + Z[ai, g]``, and ``at[m, g]`` its ``ai``. A line's value holds its first
     block, ``U = V first_e + first_c + tail`` (``alike`` likewise), and its best number of further
     blocks, ``tail = max over d of (d - 1) (V rest_e + rest_c) + extra[d]``. With ``lat_price != 0``
-    the lines also carry ``lat_price * lat_units[ai, bi[q // K], q % K]`` and each input
-    ``lat_price * lat_short[ai, m]``, evaluated densely."""
+    the lines also carry ``lat_price * (lat_units[ai, bi[q // K], q % K] + lat_short[ai, m, q % K])``,
+    evaluated densely."""
     M = len(a_lo)
     G = len(V)
     F = edge_start[M]
@@ -139,10 +139,10 @@ def envelopes(V, first_e, first_c, alike_e, alike_c, rest_e, rest_c, W, slopes, 
                     x = inputs[ai]
                     for i in range(q1 - q0):
                         q = q0 + i
-                        w = U[i] + x * W[q] + lat_price * lat_units[ai, bi[q // K], q % K]
+                        w = U[i] + x * W[q] + lat_price * (lat_units[ai, bi[q // K], q % K] + lat_short[ai, m, q % K])
                         if w > value:
                             value, line = w, q
-                    value += za[ai, g] + lat_price * lat_short[ai, m]
+                    value += za[ai, g]
                 elif n > 0:
                     x = inputs[ai]
                     while ptr + 1 < n and U[hull[ptr + 1]] + x * W[q0 + hull[ptr + 1]] >= U[hull[ptr]] + x * W[q0 + hull[ptr]]:
@@ -193,7 +193,7 @@ def above(U, W, alike, za, R, extra, depths, threshold, inputs, a_lo, a_hi, same
                 else:
                     base = U[q] + x * W[q] + za[ai]
                     if lat_price != 0.0:
-                        base += lat_price * (lat_units[ai, bi[q // K], q % K] + lat_short[ai, m])
+                        base += lat_price * (lat_units[ai, bi[q // K], q % K] + lat_short[ai, m, q % K])
                 for di in range(len(depths)):
                     if base + (depths[di] - 1) * R[q] + extra[di] >= t:
                         if count < limit:

@@ -101,7 +101,7 @@ def _lines(t: StageTable, sp: StagePrices) -> dict:
     )
 
 
-_NO_LATENCY = (np.zeros((1, 1, 1)), np.zeros((1, 1)), np.zeros(1, dtype=np.int64))
+_NO_LATENCY = (np.zeros((1, 1, 1)), np.zeros((1, 1, 1)), np.zeros(1, dtype=np.int64))
 
 
 def price(t: StageTable, sp: StagePrices, Z: np.ndarray | None = None) -> Priced:
@@ -152,7 +152,7 @@ def stage_options(engine: Engine, j: int, m, ai, p, k, d) -> Options:
     latency = np.zeros(len(m))
     if t.latency is not None:
         L = t.latency
-        latency = (np.where(same, L.alike[p, k], L.first[p, k] + L.units[ai, L.bi[p], k] + L.shortcut[ai, m]) + n * L.rest[p, k]
+        latency = (np.where(same, L.alike[p, k], L.of_first(ai, m, p, k)) + n * L.rest[p, k]
                    + t.head_latency[m])
     return Options(j, a, t.widths[m], t.inner[p], np.asarray(t.kernels)[k], d, entropy, flops, params, latency, t.layers(d))
 

@@ -338,7 +338,7 @@ def _first_many(t, ai: int, m, p, k):
     lat = 0.0
     if t.latency is not None:
         L = t.latency
-        lat = np.where(same, L.alike[p, k], L.first[p, k] + L.units[ai, L.bi[p], k] + L.shortcut[ai, m])
+        lat = np.where(same, L.alike[p, k], L.of_first(ai, m, p, k))
     return f, q, e, lat
 
 
@@ -365,5 +365,5 @@ def _first_at(t, ais: np.ndarray, m: int, p: int, k: int):
     lat = 0.0
     if t.latency is not None:
         L = t.latency
-        lat = np.where(same, L.alike[p, k], L.first[p, k] + L.units[ais, L.bi[p], k] + L.shortcut[ais, m])
+        lat = np.where(same, L.alike[p, k], L.of_first(ais, m, p, k))
     return f, q, e, lat

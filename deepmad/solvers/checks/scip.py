@@ -1,12 +1,16 @@
 """A second, independent exact path: the design program as a nonlinear integer program on SCIP.
 
-The MILP of :mod:`deepmad.program` enumerates stage options whose coefficients
+The solvers (:mod:`deepmad.solvers`) enumerate stage options whose coefficients
 come from the accounting. This module states the same problem a second way,
 straight from the spec (sections 2-5), as nonlinear expressions of the stage
-variables, so that the two paths and brute force (:mod:`deepmad.bruteforce`)
-can be required to agree. It uses neither :mod:`deepmad.accounting`,
-:mod:`deepmad.entropy` nor :mod:`deepmad.options` to build the model; the
-returned design is re-scored by :meth:`Problem.check` like every solver's.
+variables, so that the paths and brute force (:mod:`deepmad.solvers.checks.bruteforce`)
+can be required to agree. What a block is made of (its convs' widths, kernels,
+groups, strides and activations, its SE, its shortcut rule) it reads from the
+block type's one definition (:mod:`deepmad.blocks`), traced at placeholder
+widths; what each part costs and contributes it states itself. It uses neither
+:mod:`deepmad.accounting`, :mod:`deepmad.entropy` nor the solvers' engine to
+build the model; the returned design is re-scored by :meth:`Problem.check` like
+every solver's.
 
 Variables: per stage ``j`` the output channels ``C_j`` (one-hot over the
 channel grid), the inner width ``B_j`` (one-hot over the union of the inner
@@ -19,7 +23,7 @@ terms (projection, pooling) on and off.
 
 * costs: per conv ``c_in c_out k^2 / g + 2 c_out`` parameters and, in the
   tinynas convention, ``(that + c_out) H W`` FLOPs (the activation after
-  every main conv), pooling ``c_in H_in W_in`` for a strided block with a
+  each main conv that has one), pooling ``c_in H_in W_in`` for a strided block with a
   shortcut, projections where the block type has them, SE parameters (not
   SE FLOPs); in the macs convention the multiply-accumulates of every conv,
   SE and projection included. The rest blocks of a stage count
@@ -62,15 +66,12 @@ import pyscipopt
 from pyscipopt import quicksum
 
 from ...architecture import Architecture
+from ...blocks import BLOCK_TYPES, BlockLayout, Conv
 from ...errors import DeepmadError, InputError
 from ...problem import Problem
 from ...solution import Solution
 
 LAST_ALPHA = 8.0
-#: Main-path layers per block (spec section 4).
-BLOCK_LAYERS = {"bottleneck": 3, "basic": 2, "inverted_residual": 3, "inverted_residual_se": 3}
-#: Block types whose depth penalty covers the last three stages by default (spec section 3).
-LAST_THREE = {"bottleneck", "basic"}
 
 
 def se_hidden(b: int) -> int:
@@ -152,7 +153,7 @@ def alphas(problem: Problem, prefixes: int) -> tuple[float, ...]:
 
 
 def covered(problem: Problem) -> tuple[int, ...]:
-    """The stages the depth penalty covers: the scoring's, or the last three (bottleneck, basic) or all."""
+    """The stages the depth penalty covers: the scoring's, or the block type's default (the last three or all)."""
     m = len(problem.space.strides)
     stages = problem.scoring.penalty_stages
     if stages is not None:
@@ -160,7 +161,8 @@ def covered(problem: Problem) -> tuple[int, ...]:
             if j >= m:
                 raise InputError("penalty_stages", f"stage {j} does not exist; the network has stages 0..{m - 1}")
         return tuple(stages)
-    return tuple(range(max(0, m - 3), m)) if problem.space.block in LAST_THREE else tuple(range(m))
+    last3 = BLOCK_TYPES[problem.space.block].penalty_stages == "last3"
+    return tuple(range(max(0, m - 3), m)) if last3 else tuple(range(m))
 
 
 def score_side(problem: Problem) -> int:
@@ -177,36 +179,81 @@ def _is_zero(x: Any) -> bool:
     return isinstance(x, (int, float)) and x == 0
 
 
-def block_costs(block: str, a: Any, c: Any, b: Any, k: Any, h: Any, area_in: int, area_out: int, *, strided: bool, same: Any, first: bool) -> tuple[Any, Any, Any]:
+# The block's layout (its one definition, :mod:`deepmad.blocks`) is read at placeholder widths and
+# kernel, distinct from each other, from the SE width of the inner placeholder and from every real
+# value; the oracle states each conv's costs from the spec with the placeholders replaced by the
+# stage's variables.
+_A, _C, _B, _K = 1_000_003, 2_000_003, 4_000_000, 1_001
+_H = se_hidden(_B)
+
+
+def _traced(block: str, stride: int, first: bool, *, alike: bool) -> BlockLayout:
+    """The layout of ``block`` at the placeholders (input ``_C`` where ``alike``: a block that keeps its width)."""
+    if block not in BLOCK_TYPES:  # a block this oracle cannot read would otherwise be checked against another's costs
+        raise ValueError(f"the SCIP cross-check knows no block {block!r}")
+    return BLOCK_TYPES[block].layout(_C if alike else _A, _C, _B, _K, stride, first)
+
+
+def _value(x: int, env: dict[int, Any]) -> Any:
+    """A traced width or kernel as the stage's variable, or the constant the layout fixed (1: a 1x1 conv, a group)."""
+    if x in env:
+        return env[x]
+    if x == 1:
+        return 1
+    raise ValueError(f"the SCIP cross-check cannot state a layout value {x} (neither a stage variable nor 1)")
+
+
+def _conv_weights(conv: Conv, env: dict[int, Any]) -> Any:
+    """``c_in c_out k^2 / g`` for a dense (``g = 1``) or depthwise (``g = c_in = c_out``) conv."""
+    k2 = _value(conv.kernel, env) * _value(conv.kernel, env)
+    if conv.groups == 1:
+        return _value(conv.c_in, env) * _value(conv.c_out, env) * k2
+    if conv.groups == conv.c_in == conv.c_out:
+        return _value(conv.c_out, env) * k2
+    raise ValueError(f"the SCIP cross-check states dense and depthwise convs only, got groups {conv.groups}")
+
+
+def _select(when_apart: Any, when_same: Any, same: Any) -> Any:
+    """``when_apart`` where the input width differs from the output, ``when_same`` where they agree."""
+    if isinstance(when_apart, (int, float)) and isinstance(when_same, (int, float)) and when_apart == when_same:
+        return when_apart
+    return when_apart + same * (when_same - when_apart)
+
+
+def block_layers(block: str, stride: int, first: bool) -> int:
+    """Main-path layers of one block (spec section 4)."""
+    return len(_traced(block, stride, first, alike=False).convs)
+
+
+def block_costs(block: str, a: Any, c: Any, b: Any, k: Any, h: Any, area_in: int, area_out: int, *, stride: int, same: Any,
+                first: bool) -> tuple[Any, Any, Any]:
     """``(params, tinynas flops, macs)`` of one block: input width ``a``, output ``c``, inner ``b``,
     kernel ``k``, SE hidden ``h``, input and output map areas; ``same`` = [a == c] (1, 0 or an expression)."""
-    k2 = k * k
-    if block == "bottleneck":
-        # 1x1 a->b, kxk b->b (stride), 1x1 b->c; shortcut always, projected on a stage's first block.
-        convs = [(a * b, b, area_in), (b * b * k2, b, area_out), (b * c, c, area_out)]
-        shortcut, projection = 1, (1 if first else 1 - same)
-    elif block == "basic":
-        # kxk a->b, kxk b->c (stride); shortcut always, projected when the width changes.
-        convs = [(a * b * k2, b, area_in), (b * c * k2, c, area_out)]
-        shortcut, projection = 1, 1 - same
-    elif block in ("inverted_residual", "inverted_residual_se"):
-        # 1x1 a->b, depthwise kxk on b (stride), [SE], 1x1 b->c; identity shortcut only when a == c.
-        convs = [(a * b, b, area_in), (b * k2, b, area_out), (b * c, c, area_out)]
-        shortcut, projection = same, 0
-    else:  # a block this oracle does not state would otherwise be checked against another block's costs
-        raise ValueError(f"the SCIP cross-check states no costs for block {block!r}; add them here")
-    params = _total(w + 2 * co for w, co, _ in convs)
-    flops = _total((w + 3 * co) * area for w, co, area in convs)  # weights, BN, activation
-    macs = _total(w * area for w, _, area in convs)
-    if strided and not _is_zero(shortcut):
-        flops = flops + shortcut * (a * area_in)  # average pool of the shortcut input
+    apart, kept = _traced(block, stride, first, alike=False), _traced(block, stride, first, alike=True)
+    env = {_A: a, _C: c, _B: b, _H: h, _K: k}
+    params: Any = 0
+    flops: Any = 0
+    macs: Any = 0
+    area = area_in
+    for conv in apart.convs:  # the main path: the same convs whether or not the block keeps its width
+        if conv.stride != 1:
+            area = area_out
+        w, co = _conv_weights(conv, env), _value(conv.c_out, env)
+        params = params + w + 2 * co  # weights, BN
+        flops = flops + (w + (3 if conv.act else 2) * co) * area  # weights, BN, the activation where there is one
+        macs = macs + w * area
+    if apart.se is not None:  # two 1x1 convs with BN on the pooled map; no tinynas FLOPs
+        ch, hid = _value(apart.se.channels, env), _value(apart.se.hidden, env)
+        params = params + 2 * ch * hid + 2 * hid + 2 * ch
+        macs = macs + 2 * ch * hid
+    pool = _select(int(apart.pools_shortcut), int(kept.pools_shortcut), same)
+    if not _is_zero(pool):
+        flops = flops + pool * (a * area_in)  # average pool of the shortcut input
+    projection = _select(int(apart.projection is not None), int(kept.projection is not None), same)
     if not _is_zero(projection):
         params = params + projection * (a * c + 2 * c)
         flops = flops + projection * ((a * c + 3 * c) * area_out)  # conv, BN and the addition
         macs = macs + projection * (a * c * area_out)
-    if block == "inverted_residual_se":
-        params = params + 2 * b * h + 2 * h + 2 * b  # two 1x1 convs with BN
-        macs = macs + 2 * b * h
     return params, flops, macs
 
 
@@ -218,15 +265,18 @@ def _total(terms) -> Any:
     return total
 
 
-def block_log_width(block: str, log_a: Any, log_b: Any, log_k: Any) -> Any:
-    """``sum ln w_l`` over one block's layers (fan-ins; spec section 3)."""
-    if block == "bottleneck":  # c_in, b k^2, b
-        return log_a + 2 * log_b + 2 * log_k
-    if block == "basic":  # c_in k^2, b k^2
-        return log_a + log_b + 4 * log_k
-    if block in ("inverted_residual", "inverted_residual_se"):  # c_in, k^2 (depthwise), b
-        return log_a + log_b + 2 * log_k
-    raise ValueError(f"the SCIP cross-check states no layer widths for block {block!r}; add them here")
+def block_log_width(block: str, log_a: Any, log_c: Any, log_b: Any, log_k: Any, *, stride: int, first: bool) -> Any:
+    """``sum ln w_l`` over one block's layers, ``w = c_in k^2 / g`` (fan-ins; spec section 3)."""
+    logs = {_A: log_a, _C: log_c, _B: log_b, _K: log_k}
+    total: Any = 0
+    for conv in _traced(block, stride, first, alike=False).convs:
+        if conv.groups == 1:
+            total = total + _value(conv.c_in, logs)
+        elif conv.groups != conv.c_in:
+            raise ValueError(f"the SCIP cross-check states dense and depthwise convs only, got groups {conv.groups}")
+        if conv.kernel != 1:
+            total = total + 2 * _value(conv.kernel, logs)
+    return total
 
 
 def statement(problem: Problem, stem: Any, stages: list[StageVars], ops: Ops) -> Statement:
@@ -234,7 +284,6 @@ def statement(problem: Problem, stem: Any, stages: list[StageVars], ops: Ops) ->
     space, scoring = problem.space, problem.scoring
     block = space.block
     macs = problem.flops_convention == "macs"
-    nl = BLOCK_LAYERS[block]
 
     side = space.resolution // space.stem_stride
     area = side * side
@@ -250,14 +299,15 @@ def statement(problem: Problem, stem: Any, stages: list[StageVars], ops: Ops) ->
         area_in = side * side
         side //= stride
         area_out = side * side
-        first = block_costs(block, widths[j], st.c, st.b, st.k, st.h, area_in, area_out, strided=stride == 2, same=st.same, first=True)
-        rest = block_costs(block, st.c, st.c, st.b, st.k, st.h, area_out, area_out, strided=False, same=1, first=False)
+        first = block_costs(block, widths[j], st.c, st.b, st.k, st.h, area_in, area_out, stride=stride, same=st.same, first=True)
+        rest = block_costs(block, st.c, st.c, st.b, st.k, st.h, area_out, area_out, stride=1, same=1, first=False)
         pick = 2 if macs else 1
         params = params + first[0] + (st.L - 1) * rest[0]
         flops = flops + first[pick] + (st.L - 1) * rest[pick]
         log_b, log_k = ops.log(st.b), ops.log(st.k)
-        log_w.append(block_log_width(block, log_c[j], log_b, log_k) + (st.L - 1) * block_log_width(block, log_c[j + 1], log_b, log_k))
-        layer_counts.append(nl * st.L)
+        log_w.append(block_log_width(block, log_c[j], log_c[j + 1], log_b, log_k, stride=stride, first=True)
+                     + (st.L - 1) * block_log_width(block, log_c[j + 1], log_c[j + 1], log_b, log_k, stride=1, first=False))
+        layer_counts.append(block_layers(block, stride, True) + (st.L - 1) * block_layers(block, 1, False))
     head_log = 0.0
     if space.head:
         area = side * side
