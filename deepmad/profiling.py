@@ -10,7 +10,8 @@ those blocks are collected once each, with the square companions (``c -> c``)
 of every dense conv so that the points' hull reaches the diagonal; the kxk convs that map the inner
 width to itself (the bottleneck's middle conv, the depthwise conv), which
 carry most of the time, are measured at every second inner step up to
-:data:`DENSE_UP_TO`. Units whose multiply-accumulates alone
+:data:`DENSE_UP_TO`, and so are those that map the channel width to itself
+(a plain block's conv, a large-kernel block's depthwise conv). Units whose multiply-accumulates alone
 exceed the problem's FLOPs budget cannot be part of a design that meets it
 and are left out.
 
@@ -89,6 +90,15 @@ def profile_units(problem: Problem) -> list[Unit]:
             if j == len(space.strides) - 1:
                 for u in head_units(c, space.head, side // stride, Architecture.num_classes):
                     units.setdefault(u)
+        # Likewise the kxk convs on the channel width alone (c -> c: a plain block's conv, a depthwise
+        # conv on a block's input), on a dense ladder of channel widths.
+        for c in (c for c in grid if c <= DENSE_UP_TO and c % (2 * space.channel_step) == 0):
+            b = space.inner_grid(c)[0]
+            for k in space.kernels:
+                for layout, at in ((block.layout(c, c, b, k, stride, True), side), (block.layout(c, c, b, k, 1, False), side // stride)):
+                    for u in block_units(layout, at):
+                        if u.op in ("conv", "dwconv") and u.kernel > 1 and u.c_in == u.c_out == c != b:
+                            units.setdefault(u)
         side //= stride
     # Square companions of every dense conv between grid widths, so that the measured points'
     # hull (in log space) reaches the diagonal c_in == c_out that some layouts never use.
