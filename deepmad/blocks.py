@@ -198,6 +198,11 @@ def _inverted_residual(se: bool) -> LayoutFn:
     return layout
 
 
+def _plain(c_in: int, c_out: int, inner: int, kernel: int, stride: int, first: bool) -> BlockLayout:
+    # VGG, and RepVGG in its deployed form: one conv, no shortcut, no inner width.
+    return BlockLayout(convs=(Conv(c_in, c_out, kernel, stride),), shortcut="none", activation="relu")
+
+
 BLOCK_TYPES: dict[str, BlockType] = {
     "bottleneck": BlockType(
         name="bottleneck",
@@ -234,6 +239,13 @@ BLOCK_TYPES: dict[str, BlockType] = {
         layout=_basic,
         penalty_stages="last3",
         inner_range=(0.1, 1.0),
+    ),
+    "plain": BlockType(
+        name="plain",
+        description="kxk (stride), ReLU, no shortcut: VGG, RepVGG as deployed",
+        layout=_plain,
+        penalty_stages="last3",
+        inner_range=None,
     ),
 }
 

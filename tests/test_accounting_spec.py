@@ -321,7 +321,7 @@ def test_classifier_num_classes_override():
 # properties on random small architectures
 # ---------------------------------------------------------------------------
 
-BLOCKS = ("bottleneck", "basic", "inverted_residual", "inverted_residual_se")
+BLOCKS = ("bottleneck", "basic", "inverted_residual", "inverted_residual_se", "plain")
 
 
 @st.composite
@@ -375,6 +375,9 @@ def _reference(arch: Architecture) -> tuple[int, int, int]:
                 conv(c_in, b, k, side)
                 conv(b, c, k, out)
                 has_shortcut, proj = True, c_in != c
+            elif stage.block == "plain":
+                conv(c_in, c, k, out)
+                has_shortcut, proj = False, False
             else:
                 assert stage.block.startswith("inverted_residual")
                 conv(c_in, b, 1, side)
@@ -407,6 +410,10 @@ def _repeated_block(block: str, c: int, b: int, k: int, side: int) -> tuple[int,
         p = (c*b*k*k + 2*b) + (b*c*k*k + 2*c)
         m = (c*b*k*k + b*c*k*k) * a
         f = (p + b + c) * a
+    elif block == "plain":
+        p = c*c*k*k + 2*c
+        m = c*c*k*k * a
+        f = (p + c) * a
     else:
         assert block.startswith("inverted_residual")
         p = (c*b + 2*b) + (b*k*k + 2*b) + (b*c + 2*c)
@@ -453,7 +460,7 @@ def test_one_more_block_adds_one_repeated_block(arch, data):
     c_in = ([arch.stem.channels] + [s.channels for s in arch.stages])[j]
     rest = dataclasses.replace(stage, depth=2).layouts(c_in)[1]
     convs = list(rest.convs) + (list(rest.se.convs) if rest.se else [])
-    assert rest.shortcut == "identity" and rest.stride == 1
+    assert rest.shortcut == ("none" if stage.block == "plain" else "identity") and rest.stride == 1
     assert dp == sum(cv.c_in * cv.c_out * cv.kernel**2 // cv.groups + 2 * cv.c_out for cv in convs)
 
 

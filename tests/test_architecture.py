@@ -121,6 +121,18 @@ def test_every_block_type_is_accepted():
         assert stage(block=block, inner=inner).block_type.name == block
 
 
+def test_a_block_type_without_inner_width_takes_its_channels():
+    with raises_field("inner"):
+        stage(block="plain", channels=16, inner=8)
+    data = valid_dict()
+    for s in data["stages"]:
+        s["block"] = "plain"
+        del s["inner"]
+    arch = Architecture.from_dict(data)
+    assert all(s.inner == s.channels for s in arch.stages)
+    assert Architecture.from_json(arch.to_json()) == arch
+
+
 @pytest.mark.parametrize("resolution", [225, 8, 48, 100])
 def test_resolution_must_be_a_multiple_of_the_total_stride(resolution):
     stages = tuple(stage(stride=s) for s in (2, 2, 2, 1, 2))

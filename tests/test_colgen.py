@@ -9,12 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deepmad import tinynas
+from deepmad import BLOCK_TYPES, tinynas
 from deepmad.entropy import score
 from deepmad.latency import LatencyModel
 from deepmad.presets import PUBLISHED_FILES, preset
 from deepmad.problem import Problem
 from deepmad.solvers import Settings, colgen, solve
+from deepmad.solvers.checks import bruteforce
 from deepmad.solvers.context import Context
 from deepmad.solvers.engine import Engine
 from deepmad.solvers.rows import Program
@@ -22,7 +23,7 @@ from deepmad.space import DesignSpace
 from hwmodels.table import Calibration
 
 from conftest import PUBLISHED, synthetic_table
-from test_engine import BLOCKS, _space
+from test_engine import BLOCKS, TINY, _space
 
 
 def _with_latency(problem: Problem, share: float) -> Problem:
@@ -132,6 +133,22 @@ def test_the_large_method_with_a_latency_budget_proves_the_same_optimum(block, s
     whole, large = solve(problem, method="milp"), solve(problem, method="large")
     assert whole.status == large.status == "optimal"
     assert large.objective == pytest.approx(whole.objective, rel=1e-5)
+    assert large.check.latency_ms <= problem.latency * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_every_block_type_brute_force_the_whole_program_and_the_large_method_agree(block):
+    """On a tiny space of each block type, with FLOPs, parameter, rho and latency budgets, the three
+    exact paths find the same optimum (the latency arrays of each family's units included)."""
+    inner = BLOCK_TYPES[block].inner_range
+    narrow = {"inner_ratio": (inner[0], inner[0] + 0.5)} if inner and inner[1] > 1 else {}  # a few hundred designs
+    space = _space(block, **TINY, **narrow)
+    free = bruteforce.solve(Problem(space, rho=0.5))
+    problem = _with_latency(Problem(space, flops=0.8 * free.check.flops, params=0.8 * free.check.params, rho=0.5), 0.95)
+    brute, whole, large = bruteforce.solve(problem), solve(problem, method="milp"), solve(problem, method="large")
+    assert brute.status == whole.status == large.status == "optimal"
+    assert whole.objective == pytest.approx(brute.objective, rel=1e-9)
+    assert large.objective == pytest.approx(brute.objective, rel=1e-9)
     assert large.check.latency_ms <= problem.latency * (1 + 1e-9)
 
 
