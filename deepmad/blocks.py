@@ -203,6 +203,17 @@ def _plain(c_in: int, c_out: int, inner: int, kernel: int, stride: int, first: b
     return BlockLayout(convs=(Conv(c_in, c_out, kernel, stride),), shortcut="none", activation="relu")
 
 
+def _large_kernel(c_in: int, c_out: int, inner: int, kernel: int, stride: int, first: bool) -> BlockLayout:
+    # RepLKNet/ConvNeXt: a depthwise kxk token mixer on the input width (carrying the stride), then a
+    # pointwise MLP (1x1 up to the inner width, GELU, 1x1 down). No activation after the depthwise
+    # conv nor after the addition; the shortcut is projected where the width changes.
+    return BlockLayout(
+        convs=(Conv(c_in, c_in, kernel, stride, groups=c_in, act=False), Conv(c_in, inner, 1), Conv(inner, c_out, 1, act=False)),
+        shortcut="identity" if c_in == c_out else "projection",
+        activation="gelu",
+    )
+
+
 BLOCK_TYPES: dict[str, BlockType] = {
     "bottleneck": BlockType(
         name="bottleneck",
@@ -246,6 +257,14 @@ BLOCK_TYPES: dict[str, BlockType] = {
         layout=_plain,
         penalty_stages="last3",
         inner_range=None,
+    ),
+    "large_kernel": BlockType(
+        name="large_kernel",
+        description="depthwise kxk (stride) -> 1x1 up -> GELU -> 1x1 down, shortcut: RepLKNet/ConvNeXt",
+        layout=_large_kernel,
+        penalty_stages="all",
+        inner_range=(1.0, 4.0),
+        kernels=(7, 13, 31),
     ),
 }
 

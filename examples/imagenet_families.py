@@ -37,6 +37,10 @@ PROBLEMS = {
         DesignSpace(block="plain", resolution=224, strides=STRIDES, depths=((1, 16),) * 5, kernels=(3, 5)),
         flops=1.4e9, params=8.3e6, rho=0.3, flops_convention="macs", name="plain-repvgg-a0-budget",
     ),
+    "large_kernel": Problem(
+        DesignSpace(block="large_kernel", resolution=224, strides=STRIDES, depths=((1, 16),) * 5, kernels=(7, 13, 31)),
+        flops=4.5e9, params=28e6, rho=0.5, flops_convention="macs", name="large-kernel-convnext-t-budget",
+    ),
 }
 """The family's problem, by block type."""
 

@@ -321,7 +321,7 @@ def test_classifier_num_classes_override():
 # properties on random small architectures
 # ---------------------------------------------------------------------------
 
-BLOCKS = ("bottleneck", "basic", "inverted_residual", "inverted_residual_se", "plain")
+BLOCKS = ("bottleneck", "basic", "inverted_residual", "inverted_residual_se", "plain", "large_kernel")
 
 
 @st.composite
@@ -378,6 +378,11 @@ def _reference(arch: Architecture) -> tuple[int, int, int]:
             elif stage.block == "plain":
                 conv(c_in, c, k, out)
                 has_shortcut, proj = False, False
+            elif stage.block == "large_kernel":  # depthwise on the input (strided), 1x1 up, GELU, 1x1 down; no act after the add
+                conv(c_in, c_in, k, out, groups=c_in, act=False)
+                conv(c_in, b, 1, out)
+                conv(b, c, 1, out, act=False)
+                has_shortcut, proj = True, c_in != c
             else:
                 assert stage.block.startswith("inverted_residual")
                 conv(c_in, b, 1, side)
@@ -414,6 +419,10 @@ def _repeated_block(block: str, c: int, b: int, k: int, side: int) -> tuple[int,
         p = c*c*k*k + 2*c
         m = c*c*k*k * a
         f = (p + c) * a
+    elif block == "large_kernel":
+        p = (c*k*k + 2*c) + (c*b + 2*b) + (b*c + 2*c)
+        m = (c*k*k + c*b + b*c) * a
+        f = (p + b) * a  # the activation after the 1x1 up only
     else:
         assert block.startswith("inverted_residual")
         p = (c*b + 2*b) + (b*k*k + 2*b) + (b*c + 2*c)

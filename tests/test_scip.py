@@ -298,10 +298,12 @@ def test_a_block_the_oracle_does_not_know_is_an_error_not_another_blocks_costs()
 
 def test_the_oracle_reads_each_block_from_its_definition():
     """Layer widths (fan-ins) and layer counts follow the layouts: ln a + 2 ln b + 2 ln k for a bottleneck
-    (1x1 a->b, kxk b->b, 1x1 b->c), ln a + 2 ln k for a plain conv."""
+    (1x1 a->b, kxk b->b, 1x1 b->c), ln a + 2 ln k for a plain conv, 2 ln k + ln a + ln b for a large-kernel block
+    (depthwise on the input, 1x1 a->b, 1x1 b->c)."""
     la, lc, lb, lk = 1.0, 10.0, 100.0, 1000.0
     assert scip.block_log_width("bottleneck", la, lc, lb, lk, stride=2, first=True) == la + 2 * lb + 2 * lk
     assert scip.block_log_width("basic", la, lc, lb, lk, stride=2, first=True) == la + lb + 4 * lk
     assert scip.block_log_width("inverted_residual", la, lc, lb, lk, stride=2, first=True) == la + lb + 2 * lk
     assert scip.block_log_width("plain", la, lc, lb, lk, stride=2, first=True) == la + 2 * lk
-    assert [scip.block_layers(b, 1, False) for b in ("bottleneck", "basic", "inverted_residual_se", "plain")] == [3, 2, 3, 1]
+    assert scip.block_log_width("large_kernel", la, lc, lb, lk, stride=2, first=True) == 2 * lk + la + lb
+    assert [scip.block_layers(b, 1, False) for b in ("bottleneck", "basic", "inverted_residual_se", "plain", "large_kernel")] == [3, 2, 3, 1, 3]
