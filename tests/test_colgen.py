@@ -142,7 +142,7 @@ def test_every_block_type_brute_force_the_whole_program_and_the_large_method_agr
     exact paths find the same optimum (the latency arrays of each family's units included)."""
     inner = BLOCK_TYPES[block].inner_range
     narrow = {"inner_ratio": (inner[0], inner[0] + 0.5)} if inner and inner[1] > 1 else {}  # a few hundred designs
-    space = _space(block, **TINY, **narrow)
+    space = _space(block, **{**TINY, "depths": ((1, 2), (1, 1), (1, 1))}, **narrow)
     free = bruteforce.solve(Problem(space, rho=0.5))
     problem = _with_latency(Problem(space, flops=0.8 * free.check.flops, params=0.8 * free.check.params, rho=0.5), 0.95)
     brute, whole, large = bruteforce.solve(problem), solve(problem, method="milp"), solve(problem, method="large")

@@ -41,7 +41,7 @@ def _families() -> dict:
 def test_each_family_example_designs_an_imagenet_backbone_and_writes_a_checked_model_file(tmp_path, block):
     problem = _families()[block]
     assert problem.space.block == block and len(problem.space.strides) == 5 and problem.space.resolution == 224
-    done = subprocess.run([sys.executable, str(ROOT / "examples" / "imagenet_families.py"), "--block", block, "--time-limit", "5",
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "imagenet_families.py"), "--block", block, "--time-limit", "3",
                            "--out", "m.py"], cwd=tmp_path, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr[-2000:]

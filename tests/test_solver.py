@@ -413,8 +413,8 @@ STATEMENT_CASES = {  # channels 8..16, kernels 3 and 5: under 3,000 designs each
     "basic": dict(strides=(1, 2, 2), depths=((1, 2), (1, 1), (2, 3))),
     "inverted_residual": dict(strides=(2, 2), depths=((1, 3), (1, 3)), inner_ratio=(1.5, 3.0), head=64),
     "inverted_residual_se": dict(strides=(2, 2, 1), depths=((1, 2), (1, 2), (1, 1)), inner_ratio=(1.5, 2.0)),
-    "plain": dict(strides=(2, 1, 2, 2), depths=((1, 2), (1, 3), (1, 2), (1, 2))),
-    "large_kernel": dict(strides=(2, 2, 1), depths=((1, 2), (1, 2), (1, 2)), inner_ratio=(1.0, 2.0), head=32),
+    "plain": dict(strides=(2, 1, 2), depths=((1, 3), (1, 3), (1, 2))),
+    "large_kernel": dict(strides=(2, 2, 1), depths=((1, 2), (1, 1), (1, 1)), inner_ratio=(1.0, 1.5), head=32),
 }
 
 
