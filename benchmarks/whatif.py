@@ -1,7 +1,7 @@
 """What-if sweeps on this machine: a preset's FLOPs sweep on local workers, what warm starts save,
 and what a latency budget buys against FLOPs budgets and torchvision's ResNets.
 
-    .venv/bin/python benchmarks/whatif.py sweep --preset deepmad-r50 --points 40 --time-limit 6 --workers 2 [--compare 5]
+    .venv/bin/python benchmarks/whatif.py sweep --preset deepmad-r50 --points 40 --workers 2 [--compare 5]
     .venv/bin/python benchmarks/whatif.py warm
     .venv/bin/python benchmarks/whatif.py latency --table r18-cpu.jsonl --png docs/whatif-latency.png
 
@@ -53,7 +53,9 @@ def _sweep(args: argparse.Namespace) -> None:
     rows = result.rows
     proven = sum(r["status"] == "optimal" for r in rows)
     gaps = [r["gap"] for r in rows if r["gap"] is not None]
-    print(f"{args.preset}: {len(rows)} points from 1 to 8 GFLOPs, {args.workers} workers, {args.time_limit:g} s per point")
+    limit = args.time_limit if args.time_limit is not None else whatif.point_seconds(problem)
+    print(f"{args.preset}: {len(rows)} points from 1 to 8 GFLOPs, {args.workers} workers, {limit:g} s per point"
+          f"{'' if args.time_limit is not None else ' (the default)'}")
     print(f"wall {wall:.1f} s; proven optimal {proven}/{len(rows)}; largest gap {max(gaps):.2%}; "
           f"median solve {statistics.median(r['solve_seconds'] for r in rows):.1f} s; "
           f"designs taken from another point {sum(r.get('design_from') is not None for r in rows)}, "
@@ -218,7 +220,7 @@ def main() -> None:
     p = sub.add_parser("sweep")
     p.add_argument("--preset", default="deepmad-r50")
     p.add_argument("--points", type=int, default=40)
-    p.add_argument("--time-limit", type=float, default=6.0)
+    p.add_argument("--time-limit", type=float, default=None, help="seconds per point (default: whatif's, 6 s on a preset)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--compare", type=int, default=0, metavar="N", help="also solve N points alone, spread over the range")
     p.add_argument("--compare-limit", type=float, default=120.0, metavar="S", help="their time limit (s)")

@@ -37,6 +37,7 @@ from .solvers import solve
 from .solvers.progress import Progress
 from .space import DesignSpace
 from .units import parse_amount, parse_duration_ms, parse_range
+from .whatif import POINT_SECONDS
 
 
 _NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
@@ -683,7 +684,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency", type=_argument(parse_duration_ms, "--latency"), metavar="T", help="latency budget, e.g. 12ms, predicted from --table")
     p.add_argument("--table", metavar="TABLE", help="cost table file, or the device name of an imported table")
     p.add_argument("--batch", type=_positive_int, metavar="N", help="batch size whose table rows predict latency")
-    p.add_argument("--time-limit", type=float, default=60.0, metavar="S", help="seconds per point (default 60)")
+    p.add_argument("--time-limit", type=float, default=None, metavar="S",
+                   help=f"seconds per point (default: {POINT_SECONDS['milp']:g} on spaces the whole program solves, where "
+                        f"proofs come; {POINT_SECONDS['large']:g} on large spaces, a 40-point sweep of a preset in about 2 "
+                        "minutes on 2 workers)")
     p.add_argument("--gap", type=float, default=1e-5, help="relative optimality gap per point (default 1e-5)")
     p.add_argument("--method", choices=("auto", "milp", "large"), default="auto", help="as for design")
     p.add_argument("--workers", type=_positive_int, metavar="N", help="solve on N local processes")

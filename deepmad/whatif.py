@@ -203,6 +203,20 @@ def binding(problem: Problem, check, *, slack: float) -> list[str]:
     return out
 
 
+POINT_SECONDS = {"milp": 60.0, "large": 6.0}
+"""A sweep's time limit per point by default (s), by the method the point's space takes
+(:func:`deepmad.solvers.method_for`): a space the whole program solves gets the time its proof may
+take; on a large space, where proofs do not come in seconds, a 40-point sweep of a preset takes
+about two minutes on 2 workers (``benchmarks/whatif.py sweep``), its designs within a few per cent
+of what 120 s solves find."""
+
+
+def point_seconds(problem: Problem, method: str = "auto") -> float:
+    """The default time limit (s) of one point of a sweep: :data:`POINT_SECONDS` of its method."""
+    from .solvers import method_for
+
+    return POINT_SECONDS[method_for(problem, method)]
+
 CHAIN = 4
 """Points per chain of neighbours by default: longer chains warm-start more solves, shorter
 ones spread over more workers."""
@@ -215,13 +229,13 @@ and max rho; ``design_from`` and ``bound_from`` are the points whose design and 
 ``error`` says why a point has no design (the budget the space cannot meet, and its smallest value)."""
 
 
-def solve_chain(problem: Problem, chain: Sequence[tuple[int, dict[str, Any]]], *, time_limit: float, gap: float, method: str,
+def solve_chain(problem: Problem, chain: Sequence[tuple[int, dict[str, Any]]], *, time_limit: float | None, gap: float, method: str,
                 slack: float, warm_start: bool, on_row: Callable[[dict[str, Any]], None] | None = None,
                 start: Architecture | None = None) -> list[dict[str, Any]]:
     """Solve the points of one chain in order, each from the previous design where it is feasible
     (the first from ``start``, the design of the point before the chain, where one is known);
-    ``on_row(row)`` as each is done. Ctrl-C stops the chain (:class:`KeyboardInterrupt`): the
-    interrupted point is not a finished row."""
+    ``on_row(row)`` as each is done; ``time_limit`` per point, ``None``: :func:`point_seconds`. Ctrl-C
+    stops the chain (:class:`KeyboardInterrupt`): the interrupted point is not a finished row."""
     from .solvers import solve
 
     rows, before, last = [], start, None  # the last design, the last solution and its problem
@@ -230,15 +244,16 @@ def solve_chain(problem: Problem, chain: Sequence[tuple[int, dict[str, Any]]], *
         start = before if warm_start and before is not None and p.check(before).feasible else None
         if warm_start and last is not None and last[0].lagrangian is not None and (last[1].space, last[1].scoring) == (p.space, p.scoring):
             start = last[0]  # its design where it fits, and its multipliers: only budgets or rules changed
+        limit = time_limit if time_limit is not None else point_seconds(p, method)
         try:
-            s = solve(p, time_limit=time_limit, gap=gap, method=method, start=start)
+            s = solve(p, time_limit=limit, gap=gap, method=method, start=start)
         except Interrupted:
             raise KeyboardInterrupt from None
         except InputError:
             raise
         except DeepmadError as exc:  # e.g. no design found within the time limit: a row that says so
             row = {"index": index, **{k: _plain(v) for k, v in point.items()}, "status": "time_limit", "objective": None,
-                   "bound": None, "gap": None, "error": str(exc), "solve_seconds": time_limit, "warm_start": start is not None}
+                   "bound": None, "gap": None, "error": str(exc), "solve_seconds": limit, "warm_start": start is not None}
             rows.append(row)
             if on_row is not None:
                 on_row(row)
@@ -371,13 +386,31 @@ def point_key(values: Mapping[str, Any], names: Sequence[str]) -> str:
     return json.dumps([[n, _plain(values[n])] for n in sorted(names)])
 
 
-def _same_sweep(kept: dict[str, Any], header: dict[str, Any]) -> bool:
-    if kept.get("format") != "deepmad-sweep" or kept.get("version") not in (1, SWEEP_FORMAT):
-        return False
-    names = sorted(a[0] for a in kept["axes"]) if kept["version"] == 1 else kept.get("axes")
+def _setting(value: Any) -> str:
+    return "the default" if value is None else str(value)
+
+
+def _other_sweep(kept: Any, header: dict[str, Any]) -> tuple[str, str | None] | None:
+    """What makes the file's header ``kept`` another sweep than ``header``, and how to go on with it
+    where a setting is all that differs (``None``: the same sweep)."""
+    if not isinstance(kept, dict) or kept.get("format") != "deepmad-sweep" or kept.get("version") not in (1, SWEEP_FORMAT):
+        return "is not a deepmad sweep file", None
+    names = sorted(a[0] for a in kept.get("axes") or ()) if kept["version"] == 1 else kept.get("axes")
+    if names != header["axes"]:
+        return f"holds a sweep over {', '.join(map(str, names or ())) or 'no axes'}, this one varies {', '.join(header['axes'])}", None
+    if kept.get("problem") != header["problem"]:
+        return "holds a sweep of another problem", None
+    ours, theirs = header["settings"], kept.get("settings") or {}
+    for name in sorted(set(ours) | set(theirs)):
+        if ours.get(name) != theirs.get(name):
+            option = {"time_limit": "--time-limit", "gap": "--gap", "method": "--method", "slack": "--slack"}.get(name, name)
+            fix = f"pass {option} {theirs[name]}" if theirs.get(name) is not None else f"leave {option} out"
+            return f"holds a sweep solved with {option} {_setting(theirs.get(name))}, this run's is {_setting(ours.get(name))}", f"{fix} to go on with it"
     tables = kept.get("tables") or {}
-    return (kept.get("problem"), kept.get("settings"), names) == (header["problem"], header["settings"], header["axes"]) and all(
-        tables[t] == digest for t, digest in header["tables"].items() if t in tables)
+    for t, digest in header["tables"].items():
+        if t in tables and tables[t] != digest:
+            return f"holds a sweep on another version of the table {t} (its rows changed)", None
+    return None
 
 
 def _resume(path: Path, header: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -390,8 +423,10 @@ def _resume(path: Path, header: dict[str, Any]) -> dict[str, dict[str, Any]]:
         kept = json.loads(lines[0])
     except ValueError:
         kept = None
-    if not isinstance(kept, dict) or not _same_sweep(kept, header):
-        raise InputError(str(path), "holds another sweep (other problem, axes, tables or settings); give another --out, or --force to start afresh")
+    other = _other_sweep(kept, header)
+    if other is not None:
+        reason, fix = other
+        raise InputError(str(path), f"{reason}; {fix + ', or ' if fix else ''}give another --out, or --force to start afresh")
     done = {}
     for line in lines[1:-1]:  # complete lines only
         try:
@@ -417,7 +452,7 @@ def sweep(
     problem: Problem,
     axes: Mapping[str, Sequence],
     *,
-    time_limit: float = 60.0,
+    time_limit: float | None = None,
     gap: float = 1e-5,
     method: str = "auto",
     executor: Executor | None = None,
@@ -432,7 +467,7 @@ def sweep(
 ) -> Sweep:
     """Solve ``problem`` at every point of ``axes`` (name -> values, see :data:`AXES`).
 
-    ``time_limit`` (s) and ``gap`` apply to each solve. ``executor`` runs the chains (default:
+    ``time_limit`` (s; default :func:`point_seconds`) and ``gap`` apply to each solve. ``executor`` runs the chains (default:
     in this process, one after another); ``chain_count`` (default: one per :data:`CHAIN`
     points, whatever the executor) sets how the points are cut into chains of neighbours. ``out``: a
     JSON Lines file that keeps finished rows; where it holds the same sweep (any values of the
@@ -571,8 +606,8 @@ def shared(problem: Problem, rows: list[dict[str, Any]], grid: list[dict[str, An
 _FIELDS = {"flops": "flops", "params": "params", "latency": "latency_ms", "rho": "rho"}
 
 
-def next_change(problem: Problem, budget: str, design: Architecture, objective: float, *, ceiling: float, time_limit: float = 60.0,
-                gap: float = 1e-5, method: str = "auto") -> float | None:
+def next_change(problem: Problem, budget: str, design: Architecture, objective: float, *, ceiling: float,
+                time_limit: float | None = None, gap: float = 1e-5, method: str = "auto") -> float | None:
     """The smallest value of ``budget`` (``flops``, ``params``, ``latency`` or ``rho``), at most
     ``ceiling``, at which a design better than ``design`` (worth ``objective``) exists: where the
     optimum changes as the budget grows. ``None`` when none exists up to ``ceiling``, or when a
@@ -581,8 +616,12 @@ def next_change(problem: Problem, budget: str, design: Architecture, objective: 
     Solve at ``ceiling``; while the optimum beats ``objective``, solve again just below that
     optimum's own cost (one unit below for integer costs). The last optimum's cost is the change
     point: below it the optimum is still worth ``objective``, at it that optimum fits. Exact
-    when every solve is proven optimal (each is warm-started from ``design``)."""
+    when every solve is proven optimal (each is warm-started from ``design``). ``time_limit`` per
+    solve, default :func:`point_seconds`."""
     from .solvers import solve
+
+    if time_limit is None:
+        time_limit = point_seconds(problem, method)
 
     field, integral = _FIELDS[budget], budget in ("flops", "params")
 

@@ -32,8 +32,7 @@ SUBSTITUTIONS: list[tuple[str, str]] = [
     (r"--tinynas FILE", "--tinynas ../shared/data/tinynas/published/deepmad-R18.txt"),
     (r"\[([^\]]*)\]", r"\1"),  # optional parts: taken
     (r"--time-limit 60\b", "--time-limit 10"),  # the quickstart: beside the other test worker, with an engine to build
-    (r"--time-limit 6\b", "--time-limit 4"),
-    (r"flops=1G:8G:40", "flops=2G:3G:2"),
+    (r"flops=1G:8G:40", "flops=2G:3G:2 --time-limit 4"),
     (r"flops=5M:40M:8", "flops=5M:40M:2"),
     # a small bottleneck space: the same kinds of unit as deepmad-r18's, uncalibrated (a calibration on
     # a few designs is noise): seconds instead of minutes

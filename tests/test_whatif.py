@@ -19,6 +19,7 @@ from deepmad import whatif
 from deepmad.cli import main
 from deepmad.errors import InputError
 from deepmad.pareto import Reference, front_png, html_report
+from deepmad.presets import preset
 from deepmad.problem import Problem
 from deepmad.solvers import solve
 from deepmad.space import DesignSpace
@@ -103,10 +104,26 @@ def test_an_interrupted_sweep_resumes_without_solving_finished_points(tmp_path, 
     assert sorted(solved) == list(range(3, len(FLOPS)))
     assert [r["objective"] for r in again.rows] == [r["objective"] for r in full.rows]
     assert again.solved == len(FLOPS) - 3
-    with pytest.raises(InputError, match="holds another sweep"):
+    with pytest.raises(InputError, match="holds a sweep of another problem"):
         whatif.sweep(dataclasses.replace(PROBLEM, params=50e3), {"flops": FLOPS}, time_limit=60, out=out)
-    with pytest.raises(InputError, match="holds another sweep"):
+    with pytest.raises(InputError, match="holds a sweep solved with --time-limit 60, this run's is 30; pass --time-limit 60 to go on with it, or give another --out"):
         whatif.sweep(PROBLEM, {"flops": FLOPS}, time_limit=30, out=out)
+
+
+def test_a_points_default_time_limit_follows_its_method_and_the_file_keeps_it_as_the_default(tmp_path, monkeypatch):
+    """60 s where the whole program solves the space (its proof may take that), 6 s on large spaces:
+    a 40-point sweep of a preset answers in about two minutes on 2 workers."""
+    assert whatif.point_seconds(PROBLEM) == whatif.POINT_SECONDS["milp"] == 60.0
+    assert whatif.point_seconds(preset("deepmad-r50")) == whatif.POINT_SECONDS["large"] == 6.0
+    assert whatif.point_seconds(preset("deepmad-r50"), "milp") == 60.0
+    limits = []
+    monkeypatch.setattr("deepmad.solvers.solve", lambda p, **kw: limits.append(kw["time_limit"]) or solve(p, **kw))
+    out = tmp_path / "s.jsonl"
+    whatif.sweep(PROBLEM, {"flops": FLOPS[:2]}, out=out)
+    assert limits == [60.0, 60.0] and json.loads(out.read_text().splitlines()[0])["settings"]["time_limit"] is None
+    assert whatif.sweep(PROBLEM, {"flops": FLOPS[:2]}, out=out).solved == 0
+    with pytest.raises(InputError, match="solved with --time-limit the default, this run's is 60; leave --time-limit out to go on"):
+        whatif.sweep(PROBLEM, {"flops": FLOPS[:2]}, time_limit=60, out=out)
 
 
 def test_a_sweep_file_grows_by_the_values_added_to_its_axes(tmp_path, monkeypatch):
@@ -188,7 +205,7 @@ def test_a_finished_sweep_run_again_solves_nothing_and_exits_0_and_one_more_valu
     assert csv_path.read_text().startswith(table)
     other = [a if a != "40k" else "50k" for a in argv]  # another problem: refused before anything is written
     assert main([*other, "--vary", "flops=0.7M:1.6M:4"]) == 2
-    assert "holds another sweep" in capsys.readouterr().err and csv_path.read_text().startswith(table)
+    assert "holds a sweep of another problem" in capsys.readouterr().err and csv_path.read_text().startswith(table)
 
 
 def test_a_front_marks_references_and_labels_its_axes():
@@ -333,7 +350,7 @@ def test_a_sweep_with_its_axes_in_another_order_reads_its_points_and_other_axes_
     first = whatif.sweep(PROBLEM, {"flops": FLOPS[:2], "nondecreasing": (True, False)}, time_limit=60, out=out)
     turned = whatif.sweep(PROBLEM, {"nondecreasing": (True, False), "flops": FLOPS[:2]}, time_limit=60, out=out)
     assert turned.solved == 0 and [r["objective"] for r in turned.rows] == [r["objective"] for r in first.rows[::2] + first.rows[1::2]]
-    with pytest.raises(InputError, match="holds another sweep"):
+    with pytest.raises(InputError, match="holds a sweep over flops, nondecreasing, this one varies flops"):
         whatif.sweep(PROBLEM, {"flops": FLOPS[:2]}, time_limit=60, out=out)
 
 

@@ -98,6 +98,15 @@ METHODS: dict[str, Callable[..., Solution]] = {"milp": solve_whole, "large": sol
 """The methods by name (``"auto"`` chooses between them)."""
 
 
+def method_for(problem: Problem, method: str = "auto", settings: Settings | None = None) -> str:
+    """The method :func:`solve` runs for ``problem``: ``method``, or for ``"auto"`` the whole program
+    (``"milp"``) on spaces of at most ``settings.whole_options`` stage options, else ``"large"``."""
+    if method != "auto":
+        return method
+    settings = settings if settings is not None else Settings()
+    return "milp" if problem.space.option_count() <= settings.whole_options else "large"
+
+
 def solve(
     problem: Problem | str, *, time_limit: float = 60.0, gap: float = 1e-5, progress: bool | Progress = False, method: str = "auto",
     start: Architecture | Solution | None = None, settings: Settings | None = None, stop_at: float | None = None,
@@ -146,7 +155,7 @@ def solve(
     if start is not None and not (isinstance(start, Architecture) and problem.check(start).feasible):
         start = None
     shown = progress if isinstance(progress, Progress) else (terminal() if progress else Progress())
-    chosen = method if method != "auto" else ("milp" if count <= settings.whole_options else "large")
+    chosen = method_for(problem, method, settings)
     stop = stop_at if stop_at is not None else time.perf_counter() + time_limit
     with interrupt.catching(), threads.limited():
         return METHODS[chosen](problem, time_limit=time_limit, stop_at=stop, gap=gap, progress=shown, start=start, settings=settings,
