@@ -10,7 +10,11 @@ design in short (depth, width and kernel per stage).
 
 Points are solved in *chains* of neighbours: each solve starts from the
 previous point's design where that design is feasible (a warm start, see
-:func:`deepmad.solvers.solve`'s ``start``). The chains are cut the same way
+:func:`deepmad.solvers.solve`'s ``start``). A chain's first point has no
+design before it while the chains run side by side; once they are done, each
+such point that was not proven is solved once more from the design of the
+point before it, and keeps the better design and the lower bound of its two
+solves (:func:`merged`). The chains are cut the same way
 whatever runs them, so the table does not depend on the executor (any
 :class:`concurrent.futures.Executor`, a Dask ``Client.get_executor()``
 included) or on the order in which chains finish; only ``solve_seconds``
@@ -519,30 +523,59 @@ def sweep(
         if progress is not None:
             progress(len(done), len(grid))
 
-    if executor is None:  # rows are kept one by one, so Ctrl-C loses only the point being solved
-        for chain in todo:
-            solve_chain(problem, chain, on_row=lambda row: finished([row]), start=start(chain), **kwargs)
-    else:
+    def run(jobs: list[tuple[list, Architecture | None]], on_rows: Callable[[list[dict[str, Any]]], None]) -> None:
+        """Solve the chains of ``jobs`` (each with its start design) here or on the executor."""
+        if executor is None:  # rows are kept one by one, so Ctrl-C loses only the point being solved
+            for chain, first in jobs:
+                solve_chain(problem, chain, on_row=lambda row: on_rows([row]), start=first, **kwargs)
+            return
         from concurrent.futures import as_completed
 
-        waiting = list(todo)
+        waiting = list(jobs)
         running: set = set()
         try:
             while waiting or running:
                 while waiting and (in_flight is None or len(running) < in_flight):
-                    chain = waiting.pop(0)
-                    running.add(executor.submit(solve_chain, problem, chain, start=start(chain), **kwargs))
+                    chain, first = waiting.pop(0)
+                    running.add(executor.submit(solve_chain, problem, chain, start=first, **kwargs))
                 future = next(as_completed(running))
                 running.remove(future)
-                finished(future.result())
+                on_rows(future.result())
         except BaseException:  # Ctrl-C (or a failed chain): the chains not yet started are dropped
             for future in running:
                 future.cancel()
             raise
+
+    run([(chain, start(chain)) for chain in todo], finished)
+    if warm_start:  # the chains' cold first points, once more from the design of the point before them
+        again = []
+        for i in sorted(set(done) - set(kept)):
+            before = done.get(i - 1, {}).get("architecture")
+            if done[i].get("warm_start") is False and done[i]["status"] not in ("optimal", "infeasible") and before is not None:
+                arch = Architecture.from_dict(before)
+                if variant(problem, grid[i]).check(arch).feasible:
+                    again.append(([(i, grid[i])], arch))
+        run(again, lambda rows: finished([merged(done[r["index"]], r, gap=gap) for r in rows]))
     rows = [done[i] for i in range(len(grid))]
     if share:
         rows = shared(problem, rows, grid, slack=slack, gap=gap)
     return Sweep(axes, rows, solved=len(grid) - reused)
+
+
+def merged(first: dict[str, Any], second: dict[str, Any], *, gap: float) -> dict[str, Any]:
+    """Two solves' rows of one point as one: the better design (with its figures and certificate),
+    the lower of the two bounds, the status that bound proves, and both solves' time."""
+    better = second if (second["objective"] or -math.inf) > (first["objective"] or -math.inf) else first
+    out = dict(better)
+    bounds = [r["bound"] for r in (first, second) if r["bound"] is not None]
+    out["bound"] = min(bounds) if bounds else None
+    if out["objective"] is not None and out["bound"] is not None:
+        out["gap"] = max(0.0, (out["bound"] - out["objective"]) / abs(out["bound"])) if out["bound"] else 0.0
+        if out["gap"] <= gap:
+            out["status"] = "optimal"
+    out["solve_seconds"] = first["solve_seconds"] + second["solve_seconds"]
+    out["warm_start"] = True
+    return out
 
 
 def looser(point: Mapping[str, Any], other: Mapping[str, Any]) -> bool:

@@ -126,6 +126,34 @@ def test_a_points_default_time_limit_follows_its_method_and_the_file_keeps_it_as
         whatif.sweep(PROBLEM, {"flops": FLOPS[:2]}, time_limit=60, out=out)
 
 
+def test_a_chains_cold_first_point_not_proven_is_solved_again_from_the_point_before_it(tmp_path, monkeypatch):
+    """Chains run side by side, so a chain's first point starts cold; once they are done it is solved
+    once more from the design of the point before it, keeping the better design and the lower bound."""
+    calls = []
+
+    def weak_when_cold(p, **kw):  # a cold solve stops short of its proof (as on a large space)
+        s = solve(p, **kw)
+        calls.append((p.flops, kw["start"] is not None))
+        return s if kw["start"] is not None else dataclasses.replace(s, status="time_limit", bound=s.bound + 50.0)
+
+    monkeypatch.setattr("deepmad.solvers.solve", weak_when_cold)
+    out = tmp_path / "s.jsonl"
+    result = whatif.sweep(PROBLEM, {"flops": FLOPS[:6]}, chain_count=2, out=out, share=False)
+    assert calls[:6] == [(f, i not in (0, 3)) for i, f in enumerate(FLOPS[:6])]
+    assert calls[6:] == [(FLOPS[3], True)]  # the second chain's first point; the first has no point before it
+    assert [r["status"] for r in result.rows] == ["time_limit"] + ["optimal"] * 5
+    exact = solve(dataclasses.replace(PROBLEM, flops=FLOPS[3]))
+    row = result.rows[3]
+    assert row["objective"] == pytest.approx(exact.objective) and row["bound"] == pytest.approx(exact.bound) and row["warm_start"]
+    assert whatif.sweep(PROBLEM, {"flops": FLOPS[:6]}, chain_count=2, out=out, share=False).solved == 0 and len(calls) == 7
+    first, second = {"objective": 10.0, "bound": 14.0, "status": "time_limit", "solve_seconds": 1.0, "design": "a", "warm_start": False}, \
+        {"objective": 12.0, "bound": 15.0, "status": "time_limit", "solve_seconds": 2.0, "design": "b", "warm_start": True}
+    both = whatif.merged(first, second, gap=1e-5)
+    assert (both["design"], both["objective"], both["bound"], both["solve_seconds"]) == ("b", 12.0, 14.0, 3.0)
+    assert both["gap"] == pytest.approx(2 / 14) and both["status"] == "time_limit"
+    assert whatif.merged(first, {**second, "bound": 12.0}, gap=1e-5)["status"] == "optimal"
+
+
 def test_a_sweep_file_grows_by_the_values_added_to_its_axes(tmp_path, monkeypatch):
     out = tmp_path / "s.jsonl"
     first = whatif.sweep(PROBLEM, {"flops": FLOPS[:3]}, time_limit=60, out=out)
