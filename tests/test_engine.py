@@ -18,7 +18,8 @@ from deepmad.latency import LatencyModel
 from deepmad.problem import Problem
 from deepmad.solvers.context import Context
 from deepmad.solvers.engine import Engine
-from deepmad.solvers.kernels import depth_envelope
+from deepmad.solvers.kernels import _by_slope, depth_envelope, undominated
+from deepmad.solvers.search import first_best
 from deepmad.solvers.pricing import StagePrices, longest_paths, options_above, price, stage_options, stem_options
 from deepmad.space import DesignSpace
 from hwmodels.table import Calibration
@@ -137,6 +138,31 @@ def test_the_envelope_kernel_finds_the_best_option_of_every_edge(which):
                 pp, k, d = pr.choice(e, g)
                 at = np.flatnonzero((opts.inner == t.inner[pp]) & (opts.kernel == t.kernels[k]) & (opts.depth == d))
                 assert values[at[0]] == pytest.approx(values.max(), rel=1e-9, abs=1e-6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=40), st.integers(1, 4), st.booleans())
+def test_lines_are_ordered_by_slope_as_a_stable_sort_orders_them(values, K, shared):
+    """Ties (many: the kernels of a pair share their slope where the input feeds a 1x1 conv) keep
+    the lines' order, whether or not every pair's kernels share it."""
+    w = np.repeat(np.asarray(values, dtype=float), K) if shared else np.asarray(values * K, dtype=float)
+    assert np.array_equal(_by_slope(w, K), np.argsort(w, kind="mergesort"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4), st.sampled_from([0.0, 1.0, 2.0])), min_size=1, max_size=60))
+def test_undominated_keeps_what_no_earlier_option_dominates(costs):
+    f, q, t = (np.array(c) for c in zip(*costs))
+    direct = [not any(f[j] <= f[i] and q[j] <= q[i] and t[j] <= t[i] for j in range(i)) for i in range(len(f))]
+    assert undominated(f.astype(np.int64), q.astype(np.int64), t.astype(float)).tolist() == direct
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0.0, 0.5, 1.0, math.inf, math.nan]), st.sampled_from([-math.inf, -1.0, 0.0, 2.0, math.nan])),
+                min_size=1, max_size=30))
+def test_a_move_takes_the_first_of_the_least_violation_and_largest_objective(pairs):
+    v, o = (np.array(x, dtype=float) for x in zip(*pairs))
+    assert first_best(v, o) == int(np.lexsort((-o, v))[0])
 
 
 def test_the_depth_envelope_is_the_maximum_over_depths():

@@ -34,6 +34,7 @@ from ..problem import Check, Problem
 from .context import Context
 from .engine import Engine, assemble
 from .formulation import Options, _highs
+from .kernels import undominated
 from .pricing import stage_options, stem_options
 from .rows import FLOPS_UNIT, Program
 
@@ -307,11 +308,12 @@ class FixedWidths:
         h.setOptionValue("time_limit", highspy.kHighsInf)
         info = h.getInfo()
         self.mips += 1
-        self.iterations += max(0, int(info.simplex_iteration_count))
-        self.nodes += max(0, int(info.mip_node_count))
         status = h.getModelStatus()
         if status == highspy.HighsModelStatus.kTimeLimit:
-            self.capped += 1
+            self.capped += 1  # counted as MIP_SECONDS: what it did in them depends on the machine
+        else:
+            self.iterations += max(0, int(info.simplex_iteration_count))
+            self.nodes += max(0, int(info.mip_node_count))
         if status not in (highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kInfeasible):
             self.unfinished += 1  # stopped at a limit: its design, if any, is a good one, not proven the best
         if h.getInfo().primal_solution_status != 2:
@@ -416,13 +418,7 @@ def _undominated(opts: Options) -> Options:
     the knapsack's optimum, and spares HiGHS's presolve the quadratic work of finding them."""
     n = len(opts)
     order = np.lexsort((np.arange(n), opts.latency, opts.params, opts.flops, -opts.entropy))
-    f, q, t = opts.flops[order], opts.params[order], opts.latency[order]
-    keep = np.ones(n, dtype=bool)
-    for lo in range(0, n, 512):  # each against every option before it in that order
-        hi = min(n, lo + 512)
-        earlier = np.arange(n)[None, :] < np.arange(lo, hi)[:, None]
-        dominated = earlier & (f[None, :] <= f[lo:hi, None]) & (q[None, :] <= q[lo:hi, None]) & (t[None, :] <= t[lo:hi, None])
-        keep[lo:hi] = ~dominated.any(axis=1)
+    keep = undominated(opts.flops[order], opts.params[order], np.asarray(opts.latency, dtype=float)[order])
     return opts.take(np.sort(order[keep]))
 
 

@@ -56,6 +56,25 @@ def depth_envelope(depths: np.ndarray, extra: np.ndarray) -> tuple[np.ndarray, n
     return s, b, depths[lines].astype(np.int64), breaks
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _cost(flops, params, latency, q, prices, layers):  # pragma: no cover - compiled
+    """Line ``q``'s priced costs: ``prices = (per FLOP, per parameter, per ms)``, ``layers`` the
+    priced layer count; the latency term only where its price is not zero."""
+    c = prices[0] * flops[q] + prices[1] * params[q] + layers
+    if prices[2] != 0.0:
+        c += prices[2] * latency[q]
+    return c
+
+
+@njit(cache=True, nogil=True)
+def line_costs(flops, params, latency, prices, layers):  # pragma: no cover - compiled
+    """:func:`_cost` of every line."""
+    out = np.empty(len(flops))
+    for q in range(len(flops)):
+        out[q] = _cost(flops, params, latency, q, prices, layers)
+    return out
+
+
 @njit(cache=True, nogil=True)
 def _tail(r, slopes, intercepts, breaks):  # pragma: no cover - compiled
     """``max over d of (d - 1) r + extra[d]`` (the envelope of :func:`depth_envelope`) and its line."""
@@ -70,7 +89,24 @@ def _tail(r, slopes, intercepts, breaks):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def envelopes(V, first_e, first_c, alike_e, alike_c, rest_e, rest_c, W, slopes, intercepts, breaks, za, Z, inputs, a_lo, a_hi, same,
+def _by_slope(w, K):  # pragma: no cover - compiled
+    """``np.argsort(w, kind="mergesort")`` (ties in index order). Where the ``K`` kernels of every
+    pair share their slope (the input feeds a 1x1 conv, as in TinyNAS's blocks), the pairs are sorted
+    and each expanded by its kernels: the same order from a sort a ``K``-th the size."""
+    n = len(w)
+    for i in range(n):
+        if w[i] != w[i - i % K]:
+            return np.argsort(w, kind="mergesort")
+    pairs = np.argsort(w[::K], kind="mergesort")
+    order = np.empty(n, dtype=np.int64)
+    for i in range(len(pairs)):
+        for k in range(K):
+            order[i * K + k] = pairs[i] * K + k
+    return order
+
+
+@njit(cache=True, nogil=True)
+def envelopes(V, first, alike, rest, slope, prices, layers, slopes, intercepts, breaks, za, Z, inputs, a_lo, a_hi, same,
               starts, K, edge_start, lat_units, lat_short, bi, lat_price):  # pragma: no cover - compiled
     """Per output width ``m`` and input index ``ai`` in its range, at each setting ``g`` of the
     entropy price ``V[g]``: ``E[e, g]`` (``e = edge_start[m] + ai - a_lo[m]``), the best value over
@@ -78,9 +114,13 @@ def envelopes(V, first_e, first_c, alike_e, alike_c, rest_e, rest_c, W, slopes, 
     ``ai == same[m]``), and ``Q[e, g]`` the line attaining it; per ``m``, ``best[m, g]``, the best
     over ``ai`` of ``E + Z[ai, g]``, and ``at[m, g]`` its ``ai``. A line's value holds its first
     block, ``U = V first_e + first_c + tail`` (``alike`` likewise), and its best number of further
-    blocks, ``tail = max over d of (d - 1) (V rest_e + rest_c) + extra[d]``. With ``lat_price != 0``
-    the lines also carry ``lat_price * (lat_units[ai, bi[q // K], q % K] + lat_short[ai, m, q % K])``,
-    evaluated densely."""
+    blocks, ``tail = max over d of (d - 1) (V rest_e + rest_c) + extra[d]``; ``first``, ``alike``
+    and ``rest`` are each ``(entropy, flops, params, latency)`` per line, their costs ``_c`` priced
+    here as :func:`_cost` prices them (``layers``: the priced layers of a first and of a further
+    block), one width's lines at a time, so that a pass reads the space's arrays once and writes
+    none (pricing them beforehand in whole arrays made a pass a quarter slower on deepmad-89m).
+    ``slope``: ``(flops, params)`` per unit of input width. With ``lat_price != 0`` the lines also carry ``lat_price *
+    (lat_units[ai, bi[q // K], q % K] + lat_short[ai, m, q % K])``, evaluated densely."""
     M = len(a_lo)
     G = len(V)
     F = edge_start[M]
@@ -95,16 +135,35 @@ def envelopes(V, first_e, first_c, alike_e, alike_c, rest_e, rest_c, W, slopes, 
     hull = np.empty(size + 1, dtype=np.int64)
     U = np.empty(size)
     A = np.empty(size)
+    first_c, alike_c, rest_c, W = np.empty(size), np.empty(size), np.empty(size), np.empty(size)
+    first_e, first_f, first_p, first_t = first
+    alike_e, alike_f, alike_p, alike_t = alike
+    rest_e, rest_f, rest_p, rest_t = rest
+    slope_f, slope_p = slope
+    pf, pp, pt = prices[0], prices[1], prices[2]
+    lf, lr = layers
     for m in range(M):
         q0, q1 = starts[m] * K, starts[m + 1] * K
-        order = np.argsort(W[q0:q1], kind="mergesort")
+        for i in range(q1 - q0):
+            q = q0 + i
+            first_c[i] = pf * first_f[q] + pp * first_p[q] + lf
+            alike_c[i] = pf * alike_f[q] + pp * alike_p[q] + lf
+            rest_c[i] = pf * rest_f[q] + pp * rest_p[q] + lr
+            W[i] = pf * slope_f[q] + pp * slope_p[q]
+        if pt != 0.0:
+            for i in range(q1 - q0):
+                q = q0 + i
+                first_c[i] += pt * first_t[q]
+                alike_c[i] += pt * alike_t[q]
+                rest_c[i] += pt * rest_t[q]
+        order = _by_slope(W[:q1 - q0], K)
         for g in range(G):
             v = V[g]
             for i in range(q1 - q0):
                 q = q0 + i
-                tail = _tail(v * rest_e[q] + rest_c[q], slopes, intercepts, breaks)[0]
-                U[i] = v * first_e[q] + first_c[q] + tail
-                A[i] = v * alike_e[q] + alike_c[q] + tail
+                tail = _tail(v * rest_e[q] + rest_c[i], slopes, intercepts, breaks)[0]
+                U[i] = v * first_e[q] + first_c[i] + tail
+                A[i] = v * alike_e[q] + alike_c[i] + tail
             # The upper envelope of the lines (slopes ascending), as offsets into the chunk.
             n = 0
             if not dense:
@@ -112,18 +171,18 @@ def envelopes(V, first_e, first_c, alike_e, alike_c, rest_e, rest_c, W, slopes, 
                     u = U[i]
                     while n > 0:
                         last = hull[n - 1]
-                        if W[q0 + i] == W[q0 + last]:
+                        if W[i] == W[last]:
                             if u >= U[last]:
                                 n -= 1
                                 continue
                             break
                         if n >= 2:
-                            first = hull[n - 2]
-                            if (U[first] - u) * (W[q0 + last] - W[q0 + first]) <= (U[first] - U[last]) * (W[q0 + i] - W[q0 + first]):
+                            before = hull[n - 2]
+                            if (U[before] - u) * (W[last] - W[before]) <= (U[before] - U[last]) * (W[i] - W[before]):
                                 n -= 1
                                 continue
                         break
-                    if n > 0 and W[q0 + i] == W[q0 + hull[n - 1]]:
+                    if n > 0 and W[i] == W[hull[n - 1]]:
                         continue
                     hull[n] = i
                     n += 1
@@ -139,16 +198,16 @@ def envelopes(V, first_e, first_c, alike_e, alike_c, rest_e, rest_c, W, slopes, 
                     x = inputs[ai]
                     for i in range(q1 - q0):
                         q = q0 + i
-                        w = U[i] + x * W[q] + lat_price * (lat_units[ai, bi[q // K], q % K] + lat_short[ai, m, q % K])
+                        w = U[i] + x * W[i] + lat_price * (lat_units[ai, bi[q // K], q % K] + lat_short[ai, m, q % K])
                         if w > value:
                             value, line = w, q
                     value += za[ai, g]
                 elif n > 0:
                     x = inputs[ai]
-                    while ptr + 1 < n and U[hull[ptr + 1]] + x * W[q0 + hull[ptr + 1]] >= U[hull[ptr]] + x * W[q0 + hull[ptr]]:
+                    while ptr + 1 < n and U[hull[ptr + 1]] + x * W[hull[ptr + 1]] >= U[hull[ptr]] + x * W[hull[ptr]]:
                         ptr += 1
                     line = q0 + hull[ptr]
-                    value = U[hull[ptr]] + x * W[line] + za[ai, g]
+                    value = U[hull[ptr]] + x * W[hull[ptr]] + za[ai, g]
                 E[e, g] = value
                 Q[e, g] = line
                 total = value + Z[ai, g]
@@ -159,14 +218,16 @@ def envelopes(V, first_e, first_c, alike_e, alike_c, rest_e, rest_c, W, slopes, 
 
 
 @njit(cache=True, nogil=True)
-def line_depths(lines, V, rest_e, rest_c, slopes, intercepts, line_depth, breaks):  # pragma: no cover - compiled
-    """The best depth of each line ``lines[e, g]`` at setting ``g`` (-1 where there is none)."""
+def line_depths(lines, V, rest, prices, layers, slopes, intercepts, line_depth, breaks):  # pragma: no cover - compiled
+    """The best depth of each line ``lines[e, g]`` at setting ``g`` (-1 where there is none); ``rest``,
+    ``prices`` and ``layers`` as for :func:`envelopes`."""
     out = np.full(lines.shape, -1, dtype=np.int64)
     for e in range(lines.shape[0]):
         for g in range(lines.shape[1]):
             q = lines[e, g]
             if q >= 0:
-                out[e, g] = line_depth[_tail(V[g] * rest_e[q] + rest_c[q], slopes, intercepts, breaks)[1]]
+                r = V[g] * rest[0][q] + _cost(rest[1], rest[2], rest[3], q, prices, layers[1])
+                out[e, g] = line_depth[_tail(r, slopes, intercepts, breaks)[1]]
     return out
 
 
@@ -229,3 +290,26 @@ def most_entropy(S_in, emax, layers, a_lo, a_hi, edge_start, n_out):  # pragma: 
                     if s != -np.inf and s + add > S_out[m, D + shift]:
                         S_out[m, D + shift] = s + add
     return S_out
+
+
+@njit(cache=True, nogil=True)
+def undominated(flops, params, latency):  # pragma: no cover - compiled
+    """Of options sorted best first (by entropy, then their costs), which no earlier one dominates
+    (at most its FLOPs, parameters and latency). Each is held against the ones kept only: an option
+    that dominates it and is dominated itself has a kept one before it that dominates both."""
+    n = len(flops)
+    keep = np.zeros(n, dtype=np.bool_)
+    kept = np.empty(n, dtype=np.int64)
+    count = 0
+    for i in range(n):
+        free = True
+        for c in range(count):
+            j = kept[c]
+            if flops[j] <= flops[i] and params[j] <= params[i] and latency[j] <= latency[i]:
+                free = False
+                break
+        if free:
+            keep[i] = True
+            kept[count] = i
+            count += 1
+    return keep

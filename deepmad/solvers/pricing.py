@@ -21,7 +21,7 @@ import numpy as np
 
 from .engine import Engine, StageTable, log
 from .formulation import Options
-from .kernels import above, depth_envelope, envelopes, line_depths
+from .kernels import above, depth_envelope, envelopes, line_costs, line_depths
 
 
 @dataclass(frozen=True)
@@ -76,29 +76,36 @@ def edge_starts(t: StageTable) -> np.ndarray:
 
 def _lines(t: StageTable, sp: StagePrices) -> dict:
     """The kernel's per-line arrays at prices ``sp`` (lines ``q = p K + k``): the first block's
-    entropy and priced costs, the alike block's, one further block's, the slopes ``W`` in the input
-    width, the depth envelope of ``extra[d]``, and ``za[a, g]``, the input's own entropy term."""
+    ``(entropy, flops, params, latency)``, the alike block's, one further block's, the slopes in the
+    input width, the prices of the costs (per FLOP, per parameter, per ms: the latency's only where
+    the stage has latencies), the priced layers of a first and a further block, the depth envelope
+    of ``extra[d]``, and ``za[a, g]``, the input's own entropy term
+    (:func:`deepmad.solvers.kernels.envelopes`)."""
     e = np.asarray(sp.entropy, dtype=float)
     lat = t.latency
+    none = np.zeros(1)
 
-    def linear(c, latency, layers):
-        v = sp.flops * c.flops + sp.params * c.params + sp.layers * layers
-        if lat is not None and sp.latency:
-            v = v + sp.latency * latency
-        return np.ascontiguousarray(v, dtype=float).reshape(-1)
+    def block(c, latency):
+        return (c.entropy.reshape(-1), c.flops.reshape(-1), c.params.reshape(-1), latency.reshape(-1) if lat is not None else none)
 
     extra = sp.depth * t.depths + sp.depth2 * t.depths.astype(float) ** 2
     if sp.allowed is not None:
         extra = np.where(sp.allowed, extra, -np.inf)
     slopes, intercepts, depths, breaks = depth_envelope(t.depths, extra)
     return dict(
-        V=e, first_e=t.first.entropy.reshape(-1), first_c=linear(t.first, lat.first if lat else None, t.first_layers),
-        alike_e=t.alike.entropy.reshape(-1), alike_c=linear(t.alike, lat.alike if lat else None, t.first_layers),
-        rest_e=t.rest.entropy.reshape(-1), rest_c=linear(t.rest, lat.rest if lat else None, t.rest_layers),
-        W=(sp.flops * t.slope.flops + sp.params * t.slope.params).reshape(-1).astype(float),
+        V=e, first=block(t.first, lat.first if lat else None), alike=block(t.alike, lat.alike if lat else None),
+        rest=block(t.rest, lat.rest if lat else None), slope=(t.slope.flops.reshape(-1), t.slope.params.reshape(-1)),
+        prices=np.array([sp.flops, sp.params, sp.latency if lat is not None else 0.0], dtype=float),
+        layers=(float(sp.layers * t.first_layers), float(sp.layers * t.rest_layers)),
         slopes=slopes, intercepts=intercepts, depths=depths, breaks=breaks, extra=extra,
         za=(t.log_a * log(t.inputs))[:, None] * e[None, :],
     )
+
+
+def _costs(L: dict, block: str) -> np.ndarray:
+    """A block's priced costs of every line (:func:`_lines`)."""
+    _, flops, params, latency = L[block]
+    return line_costs(flops, params, latency, L["prices"], L["layers"][block == "rest"])
 
 
 _NO_LATENCY = (np.zeros((1, 1, 1)), np.zeros((1, 1, 1)), np.zeros(1, dtype=np.int64))
@@ -113,10 +120,10 @@ def price(t: StageTable, sp: StagePrices, Z: np.ndarray | None = None) -> Priced
     lat = t.latency
     lu, ls, bi = (lat.units, lat.shortcut, lat.bi) if lat is not None else _NO_LATENCY
     zz = np.zeros((len(t.inputs), len(V))) if Z is None else Z
-    E, Q, best, at = envelopes(V, L["first_e"], L["first_c"], L["alike_e"], L["alike_c"], L["rest_e"], L["rest_c"], L["W"], L["slopes"],
-                               L["intercepts"], L["breaks"], L["za"], zz, t.inputs.astype(float), t.a_lo, t.a_hi, t.same, t.starts,
-                               len(t.kernels), starts, lu, ls, bi, sp.latency if lat is not None else 0.0)
-    depth = line_depths(Q, V, L["rest_e"], L["rest_c"], L["slopes"], L["intercepts"], L["depths"], L["breaks"])
+    E, Q, best, at = envelopes(V, L["first"], L["alike"], L["rest"], L["slope"], L["prices"], L["layers"], L["slopes"], L["intercepts"],
+                               L["breaks"], L["za"], zz, t.inputs.astype(float), t.a_lo, t.a_hi, t.same, t.starts, len(t.kernels), starts,
+                               lu, ls, bi, sp.latency if lat is not None else 0.0)
+    depth = line_depths(Q, V, L["rest"], L["prices"], L["layers"], L["slopes"], L["intercepts"], L["depths"], L["breaks"])
     head = (V[None, :] * t.head.entropy[:, None] + (sp.flops * t.head.flops + sp.params * t.head.params + sp.latency * t.head_latency
                                                     + sp.layers * t.head_layers)[:, None])
     return Priced(t, starts, E, Q, depth, head, best if Z is not None else None, at if Z is not None else None)
@@ -132,8 +139,9 @@ def options_above(t: StageTable, sp: StagePrices, threshold: np.ndarray, limit: 
     thr = threshold - np.repeat(head, t.a_hi - t.a_lo)  # the head is the same for every option of a width
     lat = t.latency
     lu, ls, bi = (lat.units, lat.shortcut, lat.bi) if lat is not None else _NO_LATENCY
-    return above(v * L["first_e"] + L["first_c"], L["W"], v * L["alike_e"] + L["alike_c"], L["za"][:, 0].copy(),
-                 v * L["rest_e"] + L["rest_c"], L["extra"].astype(float), t.depths.astype(float), thr.astype(float), t.inputs.astype(float),
+    W = L["prices"][0] * L["slope"][0] + L["prices"][1] * L["slope"][1]
+    return above(v * L["first"][0] + _costs(L, "first"), W, v * L["alike"][0] + _costs(L, "alike"), L["za"][:, 0].copy(),
+                 v * L["rest"][0] + _costs(L, "rest"), L["extra"].astype(float), t.depths.astype(float), thr.astype(float), t.inputs.astype(float),
                  t.a_lo, t.a_hi, t.same, t.starts, len(t.kernels), edge_starts(t), limit, lu, ls, bi,
                  sp.latency if lat is not None else 0.0)
 

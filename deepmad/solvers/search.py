@@ -117,9 +117,9 @@ class Search:
 
     def _better(self, v, o, key):
         """The index of the best ``(v, o)`` and its key, or ``None`` when it does not beat ``key``."""
-        v, o = np.broadcast_arrays(v, o)
-        at = int(np.lexsort((-o.ravel(), v.ravel()))[0])
-        found = (float(v.ravel()[at]), -float(o.ravel()[at]))
+        v, o = (np.ravel(a) for a in np.broadcast_arrays(v, o))
+        at = first_best(v, o)
+        found = (float(v[at]), -float(o[at]))
         return (at, found) if found < (key[0], key[1] - 1e-9 * abs(key[1])) else None
 
     def stage_move(self, x: Design, j: int, key) -> tuple[Design, tuple] | None:
@@ -326,6 +326,16 @@ class Search:
                 if self.totals(x) is not None:
                     return x
         raise ValueError("no constant-width start design in the space")
+
+
+def first_best(v: np.ndarray, o: np.ndarray) -> int:
+    """The index of the least violation ``v`` and, among those, the largest objective ``o``, the
+    first on a tie: ``np.lexsort((-o, v))[0]`` without sorting (a move scores up to millions)."""
+    if np.isnan(v).any() or np.isnan(o).any():
+        return int(np.lexsort((-o, v))[0])
+    least = v == v.min()
+    top = np.where(least, o, -np.inf)
+    return int(np.argmax(top)) if top.max() > -np.inf else int(np.argmax(least))
 
 
 def _first_many(t, ai: int, m, p, k):
