@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from deepmad import tinynas
-from deepmad.entropy import score
-from deepmad.presets import PRESETS, PUBLISHED_FILES
-from deepmad.problem import Problem
+from deepmad.model import tinynas
+from deepmad.model.entropy import score
+from deepmad.problem.presets import PRESETS, PUBLISHED_FILES
+from deepmad.problem.problem import Problem
 from deepmad.solvers import solve
 from deepmad.solvers.cache import engine_of
 from deepmad.solvers.context import Context

@@ -77,9 +77,9 @@ def held_out_table(before: str | None) -> None:
 
 
 def designs_table(args: argparse.Namespace) -> None:
-    from deepmad.latency import LatencyModel, find_table
-    from deepmad.latencycheck import check
-    from deepmad.presets import preset
+    from deepmad.hardware.latency import LatencyModel, find_table
+    from deepmad.hardware.latencycheck import check
+    from deepmad.problem.presets import preset
     from hwmodels.profile import backend_of
     from hwmodels.table import load
 

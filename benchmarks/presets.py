@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from deepmad import tinynas
-from deepmad.entropy import score
-from deepmad.presets import PRESETS, PUBLISHED_FILES
+from deepmad.model import tinynas
+from deepmad.model.entropy import score
+from deepmad.problem.presets import PRESETS, PUBLISHED_FILES
 from deepmad.solvers import solve
 
 PUBLISHED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tinynas" / "published"

@@ -29,9 +29,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(HERE))
 
-from deepmad import tinynas  # noqa: E402
-from deepmad.entropy import score  # noqa: E402
-from deepmad.presets import PRESETS, PUBLISHED_FILES  # noqa: E402
+from deepmad.model import tinynas  # noqa: E402
+from deepmad.model.entropy import score  # noqa: E402
+from deepmad.problem.presets import PRESETS, PUBLISHED_FILES  # noqa: E402
 
 PUBLISHED = HERE.parent / "shared" / "data" / "tinynas" / "published"
 

@@ -16,14 +16,14 @@ import argparse
 import statistics
 import time
 
-from deepmad.problem import Problem
+from deepmad.problem.problem import Problem
+from deepmad.problem.space import DesignSpace
 from deepmad.solvers import colgen, solve
 from deepmad.solvers.context import Context
 from deepmad.solvers.engine import Engine
 from deepmad.solvers.formulation import Formulation, Model
 from deepmad.solvers.milp import option_caps, stem_options, tables
 from deepmad.solvers.rows import Program
-from deepmad.space import DesignSpace
 
 
 def case(stages: int, channel_hi: int, depth_hi: int) -> Problem:

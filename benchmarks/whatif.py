@@ -38,9 +38,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deepmad import whatif  # noqa: E402
-from deepmad.presets import preset  # noqa: E402
-from deepmad.problem import Problem  # noqa: E402
-from deepmad.space import DesignSpace  # noqa: E402
+from deepmad.problem.presets import preset  # noqa: E402
+from deepmad.problem.problem import Problem  # noqa: E402
+from deepmad.problem.space import DesignSpace  # noqa: E402
 
 
 def _sweep(args: argparse.Namespace) -> None:
@@ -138,8 +138,8 @@ def _latency(args: argparse.Namespace) -> None:
 
     import torch
 
-    from deepmad.latency import find_table, load_model
-    from deepmad.latencycheck import NETWORK_SECONDS, measure_designs, speed
+    from deepmad.hardware.latency import find_table, load_model
+    from deepmad.hardware.latencycheck import NETWORK_SECONDS, measure_designs, speed
     from deepmad.solvers import solve
     from hwmodels.profile import steady_memory, time_call
     from hwmodels.table import load

@@ -2,21 +2,21 @@
 
 The public API: describe a design (:class:`Architecture`), count its cost
 (:func:`costs`) and score it (:func:`score`); read and write TinyNAS
-structures (:mod:`deepmad.tinynas`); state a problem (:class:`DesignSpace`,
+structures (:mod:`deepmad.model.tinynas`); state a problem (:class:`DesignSpace`,
 :class:`Problem`, :data:`PRESETS`) and solve it exactly (:func:`design`).
 Model files are written by :mod:`generators.pytorch`.
 """
 
-from .accounting import Costs, LayerCost, costs, layer_costs
-from .architecture import Architecture, Head, Level, Stage, Stem
-from .blocks import BLOCK_TYPES, BlockLayout, BlockType, Conv
-from .entropy import Prefix, Score, Scoring, layer_widths, score
 from .errors import DeepmadError, InputError
-from .presets import PRESETS, preset
-from .problem import Check, Problem, Violation
+from .model.accounting import Costs, LayerCost, costs, layer_costs
+from .model.architecture import Architecture, Head, Level, Stage, Stem
+from .model.blocks import BLOCK_TYPES, BlockLayout, BlockType, Conv
+from .model.entropy import Prefix, Score, Scoring, layer_widths, score
+from .problem.presets import PRESETS, preset
+from .problem.problem import Check, Problem, Violation
+from .problem.space import DesignSpace
 from .solution import Shortfall, Solution
 from .solvers import Settings, solve as design
-from .space import DesignSpace
 
 __version__ = "0.1.0"
 

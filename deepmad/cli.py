@@ -22,20 +22,21 @@ from typing import Sequence
 from hwmodels.profile import BACKENDS
 from hwmodels.table import TableError
 
-from . import __version__, tinynas
-from .architecture import Architecture
-from .blocks import BLOCK_TYPES
-from .entropy import Scoring
+from . import __version__
 from .errors import DeepmadError, InputError, shown
 from .files import atomic_write_bytes, atomic_write_text, check_output, holds
-from .latency import LatencyModel, find_table, installed_tables, load_model, tables_dir
-from .presets import PRESETS, PUBLISHED_DIR, SPACES, preset
-from .problem import Problem
-from .report import metrics, table
+from .hardware.latency import LatencyModel, find_table, installed_tables, load_model, tables_dir
+from .model import tinynas
+from .model.architecture import Architecture
+from .model.blocks import BLOCK_TYPES
+from .model.entropy import Scoring
+from .problem.presets import PRESETS, PUBLISHED_DIR, SPACES, preset
+from .problem.problem import Problem
+from .problem.report import metrics, table
+from .problem.space import DesignSpace
 from .solution import load_design, record
 from .solvers import solve
 from .solvers.progress import Progress
-from .space import DesignSpace
 from .units import parse_amount, parse_duration_ms, parse_range
 from .whatif import POINT_SECONDS
 
@@ -375,8 +376,8 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     from hwmodels.profile import print_progress, profile
     from hwmodels.table import save
 
-    from .latencycheck import calibrate_apart
-    from .profiling import profile_units
+    from .hardware.latencycheck import calibrate_apart
+    from .hardware.profiling import profile_units
 
     problem = _problem(args)
     if 0 < args.calibrate < LEAST_DESIGNS:  # said before minutes of measuring, not after
@@ -409,7 +410,7 @@ def _cmd_latency_check(args: argparse.Namespace) -> int:
     from hwmodels.profile import backend_of, local_meta
     from hwmodels.table import load
 
-    from . import latencycheck
+    from .hardware import latencycheck
 
     check_output(args.json, force=args.force)
     check_output(args.plot, force=args.force)
@@ -533,7 +534,7 @@ def _cmd_whatif(args: argparse.Namespace) -> int:
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
-    from .presets import REFERENCE_RULES, published_outside
+    from .problem.presets import REFERENCE_RULES, published_outside
 
     print(f"{'name':<17} {'block':<21} {'FLOPs':>8} {'params':>8} {'rho0':>5} {'res':>4}  strides     head")
     for name, p in PRESETS.items():

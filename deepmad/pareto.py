@@ -24,8 +24,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from .architecture import Architecture
-from .problem import Problem
+from .model.architecture import Architecture
+from .problem.problem import Problem
 from .whatif import AXES, Sweep
 
 COST_FIELDS = {"flops": "design_flops", "params": "design_params", "latency": "design_latency_ms"}

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from .architecture import Architecture
 from .errors import InputError, shown
 from .files import read_text
-from .problem import Check
+from .model.architecture import Architecture
+from .problem.problem import Check
 
 if TYPE_CHECKING:
-    from .problem import Problem
+    from .problem.problem import Problem
     from .solvers.colgen import Lagrangian
 
 Status = Literal["optimal", "time_limit", "interrupted", "infeasible"]

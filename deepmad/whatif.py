@@ -43,13 +43,13 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from . import interrupt, threads
-from .architecture import Architecture
-from .blocks import BLOCK_TYPES
-from .solvers.colgen import certificate, certified
-from .solvers.rows import PRICE_UNITS
 from .errors import DeepmadError, InputError, Interrupted, shown
 from .files import atomic_write_text, read_text
-from .problem import Problem
+from .model.architecture import Architecture
+from .model.blocks import BLOCK_TYPES
+from .problem.problem import Problem
+from .solvers.colgen import certificate, certified
+from .solvers.rows import PRICE_UNITS
 from .units import parse_amount, parse_duration_ms
 
 
@@ -120,7 +120,7 @@ def _spread(text: str) -> int | None:
 
 @lru_cache(maxsize=8)
 def _model(table: str, batch: int | None):
-    from .latency import load_model
+    from .hardware.latency import load_model
 
     return load_model(table, batch=batch)
 

@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from deepmad import DesignSpace, Problem, design  # noqa: E402
-from deepmad.report import metrics, table  # noqa: E402
+from deepmad.problem.report import metrics, table  # noqa: E402
 from deepmad.solution import record  # noqa: E402
 from generators import pytorch  # noqa: E402
 

@@ -25,9 +25,9 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from deepmad.architecture import Architecture
 from deepmad.errors import DeepmadError
 from deepmad.files import atomic_write_bytes
+from deepmad.model.architecture import Architecture
 
 from . import pytorch
 

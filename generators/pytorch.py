@@ -7,7 +7,7 @@ The file imports only torch and the standard library. It holds
   classifier as built by ``build_model()`` with defaults; ``backbone_params``,
   ``backbone_macs``, ``flops_tinynas`` without it; ``resolution``),
 * ``STAGES``: every stage as the layouts of its first block and of its other
-  blocks, written out from :mod:`deepmad.blocks` (the one definition of each
+  blocks, written out from :mod:`deepmad.model.blocks` (the one definition of each
   block type),
 * ``DEFAULT_CFG``: preprocessing and layout in timm's ``pretrained_cfg`` keys,
 * ``DESIGN``: where the design comes from (:func:`deepmad.solution.record`:
@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from deepmad import __version__
-from deepmad.accounting import costs
-from deepmad.architecture import Architecture, Stage, Stem
-from deepmad.blocks import BLOCK_TYPES, BlockLayout
 from deepmad.errors import DeepmadError
 from deepmad.files import atomic_write_text
+from deepmad.model.accounting import costs
+from deepmad.model.architecture import Architecture, Stage, Stem
+from deepmad.model.blocks import BLOCK_TYPES, BlockLayout
 
 
 def _layout_literal(layout: BlockLayout) -> str:

@@ -146,7 +146,7 @@ def analytic_ms(u) -> float:
 
 def synthetic_table(problem, calibration=None):
     """A cost table of the made-up device covering ``problem``'s space (as ``deepmad profile`` would measure it)."""
-    from deepmad.profiling import profile_units
+    from deepmad.hardware.profiling import profile_units
     from hwmodels.table import CostTable, Row, TableMeta
 
     rows = tuple(Row(u, 1, analytic_ms(u), 0.0, 5) for u in profile_units(problem))

@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import design_resolution, inner_kept, small_arch
-from deepmad import BLOCK_TYPES, Architecture, DeepmadError, Head, InputError, Stage, Stem, tinynas
+from deepmad import BLOCK_TYPES, Architecture, DeepmadError, Head, InputError, Stage, Stem
+from deepmad.model import tinynas
 
 BLOCKS = sorted(BLOCK_TYPES)
 

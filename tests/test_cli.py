@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from deepmad import Architecture, costs, score, tinynas
+from deepmad import Architecture, costs, score
 from deepmad.cli import main
+from deepmad.model import tinynas
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT.parent / "shared" / "data" / "tinynas" / "published"

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from deepmad.cli import main
-from deepmad.problem import Problem
-from deepmad.space import DesignSpace
+from deepmad.problem.problem import Problem
+from deepmad.problem.space import DesignSpace
 from hwmodels import table as tables
 
 from conftest import synthetic_table

@@ -9,17 +9,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deepmad import BLOCK_TYPES, tinynas
-from deepmad.entropy import score
-from deepmad.latency import LatencyModel
-from deepmad.presets import PUBLISHED_FILES, preset
-from deepmad.problem import Problem
+from deepmad import BLOCK_TYPES
+from deepmad.hardware.latency import LatencyModel
+from deepmad.model import tinynas
+from deepmad.model.entropy import score
+from deepmad.problem.presets import PUBLISHED_FILES, preset
+from deepmad.problem.problem import Problem
+from deepmad.problem.space import DesignSpace
 from deepmad.solvers import Settings, colgen, solve
 from deepmad.solvers.checks import bruteforce
 from deepmad.solvers.context import Context
 from deepmad.solvers.engine import Engine
 from deepmad.solvers.rows import Program
-from deepmad.space import DesignSpace
 from hwmodels.table import Calibration
 
 from conftest import PUBLISHED, synthetic_table

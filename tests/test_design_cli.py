@@ -84,7 +84,7 @@ def test_presets_lists_every_preset_with_its_budgets(capsys):
     for name, flops in [("deepmad-r18", "1.82G"), ("deepmad-29m-288", "4.50G"), ("deepmad-89m", "15.40G")]:
         line = next(l for l in out.splitlines() if l.startswith(name))
         assert flops in line
-    from deepmad.presets import REFERENCE_RULES
+    from deepmad.problem.presets import REFERENCE_RULES
 
     for block, rules in REFERENCE_RULES.items():
         assert f"  {block}, reference (TinyNAS's): {rules}" in out

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deepmad.entropy import score
-from deepmad.problem import Problem
+from deepmad.model.entropy import score
+from deepmad.problem.problem import Problem
 from deepmad.solvers import colgen, dual
 from deepmad.solvers.context import Context
 from deepmad.solvers.engine import Engine

@@ -11,17 +11,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deepmad.accounting import block_costs
-from deepmad.architecture import Stage
-from deepmad.blocks import BLOCK_TYPES
-from deepmad.latency import LatencyModel
-from deepmad.problem import Problem
+from deepmad.hardware.latency import LatencyModel
+from deepmad.model.accounting import block_costs
+from deepmad.model.architecture import Stage
+from deepmad.model.blocks import BLOCK_TYPES
+from deepmad.problem.problem import Problem
+from deepmad.problem.space import DesignSpace
 from deepmad.solvers.context import Context
 from deepmad.solvers.engine import Engine
 from deepmad.solvers.kernels import _by_slope, depth_envelope, undominated
-from deepmad.solvers.search import first_best
 from deepmad.solvers.pricing import StagePrices, longest_paths, options_above, price, stage_options, stem_options
-from deepmad.space import DesignSpace
+from deepmad.solvers.search import first_best
 from hwmodels.table import Calibration
 
 from conftest import synthetic_table
@@ -215,8 +215,8 @@ def test_longest_paths_are_the_best_priced_design_and_fixing_keeps_exactly_the_d
 
 
 def test_the_engine_refuses_a_block_whose_first_costs_are_not_affine_in_the_input(monkeypatch):
-    from deepmad import blocks
-    from deepmad.blocks import BlockLayout, Conv
+    from deepmad.model import blocks
+    from deepmad.model.blocks import BlockLayout, Conv
     from deepmad.errors import DeepmadError
 
     def squared(c_in, c_out, inner, kernel, stride, first):  # a made-up block: its first conv keeps the input width

@@ -34,12 +34,12 @@ from hypothesis import strategies as st
 
 import deepmad.cli as cli
 from conftest import PUBLISHED, analytic_ms, inner_kept, small_arch
-from deepmad import tinynas
-from deepmad.architecture import MAX, Architecture, Head, Stage, Stem
-from deepmad.blocks import BLOCK_TYPES
 from deepmad.errors import InputError
-from deepmad.latency import architecture_units, load_model
-from deepmad.presets import PRESETS
+from deepmad.hardware.latency import architecture_units, load_model
+from deepmad.model import tinynas
+from deepmad.model.architecture import MAX, Architecture, Head, Stage, Stem
+from deepmad.model.blocks import BLOCK_TYPES
+from deepmad.problem.presets import PRESETS
 from deepmad.units import parse_amount, parse_duration_ms, parse_range
 from hwmodels import table as cost_table
 from hwmodels.table import Calibration, CostTable, Row, TableError, TableMeta
@@ -981,7 +981,7 @@ def cli_sandbox(tmp_path, monkeypatch):
     """Fresh copies of the inputs in a fresh working folder per call; installed tables in it too."""
     import generators.pytorch
     import hwmodels.profile
-    from deepmad import latencycheck
+    from deepmad.hardware import latencycheck
 
     monkeypatch.setattr(cli, "solve", _stop)
     monkeypatch.setattr(hwmodels.profile, "profile", _stop)

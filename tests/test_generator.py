@@ -20,7 +20,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import deepmad
 from conftest import design_resolution, import_file, inner_kept, small_arch
-from deepmad import BLOCK_TYPES, Architecture, Head, Stage, Stem, tinynas
+from deepmad import BLOCK_TYPES, Architecture, Head, Stage, Stem
+from deepmad.model import tinynas
 from generators import pytorch as gen
 
 REPO = Path(__file__).resolve().parents[1]
@@ -501,7 +502,7 @@ def test_default_config_in_timms_spelling(small):
 
 
 def test_a_record_goes_into_the_docstring_and_design(tmp_path):
-    from deepmad.presets import preset
+    from deepmad.problem.presets import preset
     from deepmad.solution import Solution, record
 
     arch = small_arch("bottleneck")

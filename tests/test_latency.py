@@ -13,16 +13,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepmad.solvers.checks import bruteforce
-from deepmad import cachedir, latencycheck
-from deepmad.accounting import layer_costs
+from deepmad import cachedir
 from deepmad.cli import main
-from deepmad.latency import LatencyModel, architecture_units
-from deepmad.presets import preset
-from deepmad.problem import Problem
-from deepmad.profiling import ladder, profile_units, random_designs
+from deepmad.hardware import latencycheck
+from deepmad.hardware.latency import LatencyModel, architecture_units
+from deepmad.hardware.profiling import ladder, profile_units, random_designs
+from deepmad.model.accounting import layer_costs
+from deepmad.problem.presets import preset
+from deepmad.problem.problem import Problem
+from deepmad.problem.space import DesignSpace
 from deepmad.solvers import solve
-from deepmad.space import DesignSpace
+from deepmad.solvers.checks import bruteforce
 from deepmad.units import parse_duration_ms
 from hwmodels import calibrate, table as tables
 from hwmodels.predict import Predictor, held_out

@@ -11,12 +11,12 @@ import pytest
 
 from deepmad import InputError
 from deepmad.cli import main
-from deepmad.presets import preset
-from deepmad.problem import Problem
+from deepmad.problem.presets import preset
+from deepmad.problem.problem import Problem
+from deepmad.problem.space import DesignSpace
 from deepmad.solvers import Settings, cache, solve
 from deepmad.solvers.engine import Engine
 from deepmad.solvers.pipeline import STEPS
-from deepmad.space import DesignSpace
 
 SPACE = DesignSpace(block="bottleneck", resolution=64, strides=(2, 2, 2), depths=((1, 3),) * 3, stem_channels=(16, 32),
                     channels=(16, 128), kernels=(3, 5))
@@ -95,7 +95,7 @@ def test_a_stored_engine_is_the_built_one_and_a_damaged_file_is_rebuilt(own_cach
 def test_an_engine_with_latency_is_stored_under_its_tables_digest(own_cache):
     from conftest import synthetic_table
 
-    from deepmad.latency import LatencyModel
+    from deepmad.hardware.latency import LatencyModel
     from hwmodels.table import Row
 
     table = synthetic_table(PROBLEM)

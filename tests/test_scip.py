@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from deepmad import BLOCK_TYPES, Architecture, DeepmadError, Head, InputError, Scoring, Stage, Stem, costs, score
-from deepmad.solvers.checks import bruteforce, scip
-from deepmad.problem import Problem
+from deepmad.problem.problem import Problem
+from deepmad.problem.space import DesignSpace
 from deepmad.solution import Solution
 from deepmad.solvers import solve as milp_solve
-from deepmad.space import DesignSpace
+from deepmad.solvers.checks import bruteforce, scip
 
 BLOCKS = sorted(BLOCK_TYPES)
 SIZE_CAP = int(os.environ.get("DEEPMAD_SCIP_SIZE_CAP", "1500"))

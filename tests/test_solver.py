@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from pyomo.contrib.solver.common.factory import SolverFactory
 
 from deepmad import BLOCK_TYPES, InputError, Scoring, costs, score
-from deepmad.problem import Problem
+from deepmad.problem.problem import Problem
+from deepmad.problem.space import DesignSpace
 from deepmad.solution import Solution
 from deepmad.solvers import colgen, solve
 from deepmad.solvers.checks import bruteforce
@@ -28,7 +29,6 @@ from deepmad.solvers.engine import Engine, assemble
 from deepmad.solvers.formulation import Formulation, Model
 from deepmad.solvers.milp import option_caps, stem_options, tables
 from deepmad.solvers.rows import Program
-from deepmad.space import DesignSpace
 
 BLOCKS = sorted(BLOCK_TYPES)
 

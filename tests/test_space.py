@@ -16,10 +16,11 @@ import dataclasses
 
 import pytest
 
-from deepmad import Architecture, Head, InputError, Scoring, Stage, Stem, costs, score, tinynas
-from deepmad.presets import PRESETS, PUBLISHED_FILES, preset
-from deepmad.problem import Check, Problem, Violation
-from deepmad.space import DesignSpace, smart_round, snap
+from deepmad import Architecture, Head, InputError, Scoring, Stage, Stem, costs, score
+from deepmad.model import tinynas
+from deepmad.problem.presets import PRESETS, PUBLISHED_FILES, preset
+from deepmad.problem.problem import Check, Problem, Violation
+from deepmad.problem.space import DesignSpace, smart_round, snap
 
 from conftest import PUBLISHED
 
@@ -111,7 +112,7 @@ def test_snapped_published_structure_lies_in_the_preset_space(name):
         assert v.value > v.limit == getattr(problem, v.name)
 
 
-#: The reference spaces' rules, as TinyNAS's mutators enforce them (deepmad.presets.REFERENCE_RULES).
+#: The reference spaces' rules, as TinyNAS's mutators enforce them (deepmad.problem.presets.REFERENCE_RULES).
 REFERENCE_FIELDS = {
     "bottleneck": dict(kernels=(3, 5), channels=(8, 2048), stem_channels=(8, 32), inner_ratio=(0.1, 1.0), max_growth=4.0,
                        stem_growth=4.0, channel_step=8, inner_step=8),
@@ -135,7 +136,7 @@ PUBLISHED_OUTSIDE_REFERENCE = {
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_PRESETS))
 def test_reference_space_is_the_wide_problem_with_tinynas_rules(name):
-    from deepmad.presets import published_outside
+    from deepmad.problem.presets import published_outside
 
     wide, ref = preset(name), preset(name, space="reference")
     assert ref.name == f"{name}-reference" and preset(name.upper(), space="reference") is ref

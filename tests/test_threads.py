@@ -10,9 +10,9 @@ import scipy.linalg  # noqa: F401  (scipy's own BLAS too)
 from threadpoolctl import threadpool_info
 
 from deepmad import whatif
-from deepmad.problem import Problem
+from deepmad.problem.problem import Problem
+from deepmad.problem.space import DesignSpace
 from deepmad.solvers import Progress, solve
-from deepmad.space import DesignSpace
 from deepmad.threads import ENV, limited, numerical_threads
 
 

@@ -19,10 +19,10 @@ from deepmad import whatif
 from deepmad.cli import main
 from deepmad.errors import InputError
 from deepmad.pareto import Reference, front_png, html_report
-from deepmad.presets import preset
-from deepmad.problem import Problem
+from deepmad.problem.presets import preset
+from deepmad.problem.problem import Problem
+from deepmad.problem.space import DesignSpace
 from deepmad.solvers import solve
-from deepmad.space import DesignSpace
 
 SPACE = DesignSpace(block="basic", resolution=32, strides=(2, 2), depths=((1, 2), (1, 2)), stem_channels=(16, 16),
                     channels=(16, 32), kernels=(3,))

@@ -20,10 +20,10 @@ import time
 from typing import Callable
 
 from .. import interrupt, threads
-from ..architecture import Architecture
 from ..errors import DeepmadError, InputError, Interrupted
-from ..presets import preset
-from ..problem import Problem
+from ..model.architecture import Architecture
+from ..problem.presets import preset
+from ..problem.problem import Problem
 from ..solution import Solution
 from . import colgen, diagnose
 from .cache import engine_of

@@ -6,7 +6,7 @@ last :data:`KEPT` engines are held (a sweep over one space builds one). On
 disk, an engine is kept as plain arrays (``.npz``, read with
 ``allow_pickle=False``) named by a digest of what it depends on (with a
 latency model, the digest of its table's rows, batch, calibration and
-learner: :attr:`deepmad.latency.LatencyModel.digest`), with that description
+learner: :attr:`deepmad.hardware.latency.LatencyModel.digest`), with that description
 and a digest of its arrays inside, both checked when it is read back; a file
 that fails either is rebuilt. The folder (:mod:`deepmad.cachedir`) holds at
 most ``$DEEPMAD_CACHE_MB`` megabytes, the least recently used files going
@@ -27,7 +27,7 @@ import numpy as np
 
 from ..cachedir import folder, limit_bytes, models
 from ..files import atomic_write_bytes
-from ..problem import Problem
+from ..problem.problem import Problem
 from .engine import Costs, Engine, Latency, StageTable, StemTable, key
 
 KEPT = 4

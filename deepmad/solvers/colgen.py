@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import interrupt
-from ..architecture import Architecture
 from ..errors import DeepmadError
-from ..problem import Problem
+from ..model.architecture import Architecture
+from ..problem.problem import Problem
 from .context import Context
 from .engine import Engine, key as options_key
 from .formulation import Caps, Formulation, Model, Options

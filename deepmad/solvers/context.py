@@ -1,6 +1,6 @@
 """The scoring as the solvers see it: prefixes, their weights, and designs scored from stage sums.
 
-:meth:`deepmad.problem.Problem.check` scores a design from its layers (the
+:meth:`deepmad.problem.problem.Problem.check` scores a design from its layers (the
 reference, independent of any solver). The solvers score many designs at once
 from per-stage sums (entropy, costs, layer counts) and need the same terms in
 pieces: which scoring prefixes contain a stage, the weight ``alpha_i ln(c_i
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..problem import Problem
+from ..problem.problem import Problem
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class Context:
         return beta * np.exp(np.sqrt(np.maximum(var, 0.0)))
 
     def score(self, t: Totals) -> tuple:
-        """``(violation, objective)`` of designs: the objective as :func:`deepmad.entropy.score` gives
+        """``(violation, objective)`` of designs: the objective as :func:`deepmad.model.entropy.score` gives
         it, and the sum of every budget's and rho0's relative excess and the depth spread's excess
         (zero when the design meets them; the guidelines and space rules are the caller's)."""
         problem = self.problem

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from ..problem import Problem
+from ..problem.problem import Problem
 from ..solution import Shortfall
 from .colgen import smallest_costs
 from .context import Context

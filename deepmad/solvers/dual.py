@@ -30,7 +30,7 @@ import numpy as np
 from scipy.optimize import linprog
 
 from .. import interrupt
-from ..architecture import Architecture
+from ..model.architecture import Architecture
 from .context import Context
 from .engine import Engine
 from .pricing import StagePrices, price, stage_options

@@ -16,8 +16,8 @@ keeps
 * ``rest``, one of the other blocks;
 
 and per output width the head (last stage only). The arrays come from the
-block type's own layout (:mod:`deepmad.blocks`), traced with placeholder
-widths and evaluated by the accounting (:func:`deepmad.accounting.block_costs`)
+block type's own layout (:mod:`deepmad.model.blocks`), traced with placeholder
+widths and evaluated by the accounting (:func:`deepmad.model.accounting.block_costs`)
 on arrays: no formula of their own. The affine structure is checked when the
 arrays are built, at a third input width; a block type that broke it would be
 refused, not mispriced.
@@ -42,12 +42,12 @@ from functools import cached_property
 
 import numpy as np
 
-from ..accounting import block_costs, conv_cost
-from ..architecture import MAX, Architecture
-from ..blocks import BLOCK_TYPES, BlockLayout, Conv, SqueezeExcite, se_hidden_width
 from ..errors import DeepmadError
-from ..latency import LatencyModel, block_units, head_units, stem_unit
-from ..problem import Problem
+from ..hardware.latency import LatencyModel, block_units, head_units, stem_unit
+from ..model.accounting import block_costs, conv_cost
+from ..model.architecture import MAX, Architecture
+from ..model.blocks import BLOCK_TYPES, BlockLayout, Conv, SqueezeExcite, se_hidden_width
+from ..problem.problem import Problem
 
 # Placeholder widths for the trace: far above any allowed width, distinct from each other
 # and from the SE hidden width of the inner placeholder.
@@ -265,7 +265,7 @@ class Engine:
 
 def assemble(problem: Problem, stem: int, stages: list[tuple[int, int, int, int]]) -> Architecture:
     """The architecture of a stem width and, per stage, ``(channels, inner, kernel, depth)``
-    (:meth:`deepmad.space.DesignSpace.design`, named after the problem)."""
+    (:meth:`deepmad.problem.space.DesignSpace.design`, named after the problem)."""
     return problem.space.design(stem, stages, name=problem.name)
 
 

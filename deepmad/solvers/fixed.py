@@ -29,8 +29,8 @@ import highspy
 import numpy as np
 
 from .. import interrupt
-from ..architecture import Architecture
-from ..problem import Check, Problem
+from ..model.architecture import Architecture
+from ..problem.problem import Check, Problem
 from .context import Context
 from .engine import Engine, assemble
 from .formulation import Options, _highs

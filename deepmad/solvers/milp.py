@@ -4,7 +4,7 @@
 same stage, widths and depth dominates); :func:`solve_options` states the
 program over given options (:class:`deepmad.solvers.formulation.Model`) and
 hands it to HiGHS, warm-started from a design where one is known. The design
-it returns is re-scored by :meth:`deepmad.problem.Problem.check` and must meet
+it returns is re-scored by :meth:`deepmad.problem.problem.Problem.check` and must meet
 every constraint.
 """
 
@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..architecture import Architecture
 from ..errors import DeepmadError
-from ..problem import Check, Problem
+from ..model.architecture import Architecture
+from ..problem.problem import Check, Problem
 from .engine import Engine, assemble
 from .formulation import Caps, Formulation, Model, Options
 from .pricing import stage_options, stem_options

@@ -1,7 +1,7 @@
 """The large-space method, as a declared pipeline of steps.
 
 A solve's state (:class:`State`) holds the incumbent (the best design found,
-re-scored by :meth:`deepmad.problem.Problem.check`), the best proven bound,
+re-scored by :meth:`deepmad.problem.problem.Problem.check`), the best proven bound,
 the dual multipliers found so far and the width chains worth an exact look.
 The steps run in the order of :data:`STEPS`; each is given a share of the
 solve's work (:class:`deepmad.solvers.settings.Settings`), in reference
@@ -48,8 +48,8 @@ from typing import Callable
 import numpy as np
 
 from .. import interrupt
-from ..architecture import Architecture
-from ..problem import Check, Problem
+from ..model.architecture import Architecture
+from ..problem.problem import Check, Problem
 from . import colgen, dual as dual_module
 from .context import Context
 from .engine import Engine

@@ -36,7 +36,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ..problem import Problem
+from ..problem.problem import Problem
 from .context import Context
 
 FLOPS_UNIT = 1e6

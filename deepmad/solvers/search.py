@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import interrupt
-from ..architecture import Architecture
+from ..model.architecture import Architecture
 from .context import Context, Totals
 from .engine import Engine, log
 

@@ -1,7 +1,7 @@
 """Independent exact solvers, for cross-checks in the tests: not part of a solve.
 
 * ``"bruteforce"`` (:mod:`.bruteforce`): every design of a tiny space, scored by
-  :meth:`deepmad.problem.Problem.check`;
+  :meth:`deepmad.problem.problem.Problem.check`;
 * ``"scip"`` (:mod:`.scip`): the problem stated straight from the spec as a
   nonlinear integer program on SCIP (needs ``pyscipopt``, the ``test`` extra).
 """

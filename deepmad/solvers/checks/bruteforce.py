@@ -12,7 +12,7 @@ import math
 import time
 
 from ...errors import InputError
-from ...problem import Problem
+from ...problem.problem import Problem
 from ...solution import Shortfall, Solution
 
 MAX_DESIGNS = 200_000

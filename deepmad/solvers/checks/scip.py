@@ -6,9 +6,9 @@ straight from the spec (sections 2-5), as nonlinear expressions of the stage
 variables, so that the paths and brute force (:mod:`deepmad.solvers.checks.bruteforce`)
 can be required to agree. What a block is made of (its convs' widths, kernels,
 groups, strides and activations, its SE, its shortcut rule) it reads from the
-block type's one definition (:mod:`deepmad.blocks`), traced at placeholder
+block type's one definition (:mod:`deepmad.model.blocks`), traced at placeholder
 widths; what each part costs and contributes it states itself. It uses neither
-:mod:`deepmad.accounting`, :mod:`deepmad.entropy` nor the solvers' engine to
+:mod:`deepmad.model.accounting`, :mod:`deepmad.model.entropy` nor the solvers' engine to
 build the model; the returned design is re-scored by :meth:`Problem.check` like
 every solver's.
 
@@ -65,10 +65,10 @@ from typing import Any, Callable
 import pyscipopt
 from pyscipopt import quicksum
 
-from ...architecture import Architecture
-from ...blocks import BLOCK_TYPES, BlockLayout, Conv
 from ...errors import DeepmadError, InputError
-from ...problem import Problem
+from ...model.architecture import Architecture
+from ...model.blocks import BLOCK_TYPES, BlockLayout, Conv
+from ...problem.problem import Problem
 from ...solution import Solution
 
 LAST_ALPHA = 8.0
@@ -179,7 +179,7 @@ def _is_zero(x: Any) -> bool:
     return isinstance(x, (int, float)) and x == 0
 
 
-# The block's layout (its one definition, :mod:`deepmad.blocks`) is read at placeholder widths and
+# The block's layout (its one definition, :mod:`deepmad.model.blocks`) is read at placeholder widths and
 # kernel, distinct from each other, from the SE width of the inner placeholder and from every real
 # value; the oracle states each conv's costs from the spec with the placeholders replaced by the
 # stage's variables.

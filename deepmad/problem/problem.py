@@ -13,14 +13,14 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from .accounting import costs
-from .architecture import Architecture
-from .entropy import Scoring, score
-from .errors import InputError, shown
+from ..errors import InputError, shown
+from ..model.accounting import costs
+from ..model.architecture import Architecture
+from ..model.entropy import Scoring, score
 from .space import DesignSpace
 
 if TYPE_CHECKING:
-    from .latency import LatencyModel
+    from ..hardware.latency import LatencyModel
 
 FlopsConvention = Literal["tinynas", "macs"]
 LATENCY_RTOL = 1e-9
@@ -73,7 +73,7 @@ class Problem:
     rule, either the objective's penalty (always there) plus, with
     ``max_depth_spread``, a hard limit on ``max L_j - min L_j`` over the
     penalty's stages. ``latency`` bounds the latency in milliseconds that
-    ``latency_model`` predicts (:mod:`deepmad.latency`); one needs the other.
+    ``latency_model`` predicts (:mod:`deepmad.hardware.latency`); one needs the other.
     """
 
     space: DesignSpace

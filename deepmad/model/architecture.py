@@ -19,9 +19,9 @@ from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..errors import InputError, shown
+from ..files import read_text
 from .blocks import BLOCK_TYPES, BlockLayout, BlockType, Conv
-from .errors import InputError, shown
-from .files import read_text
 
 FORMAT = "deepmad-architecture"
 _NAME = re.compile(r"[A-Za-z0-9_.\-]{0,64}")

@@ -20,10 +20,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError, shown
+from ..files import read_text
 from .architecture import _NAME, MAX, Architecture, Head, Stage, Stem, _field_name
-from .files import read_text
 from .blocks import BLOCK_TYPES
-from .errors import InputError, shown
 
 _BY_CLASS = {bt.tinynas_class: bt for bt in BLOCK_TYPES.values() if bt.tinynas_class is not None}
 _CONV = "ConvKXBNRELU"

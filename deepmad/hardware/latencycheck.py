@@ -4,7 +4,7 @@ Like the CLI, this module sits on top of the others: it builds the generated
 PyTorch module of each design (:mod:`generators.pytorch`), times it whole
 under the same protocol as the table's rows (:func:`hwmodels.profile.time_call`,
 same batch, same thread count) and compares the table's prediction
-(:mod:`deepmad.latency`). :func:`calibrate` fits the table's per-network
+(:mod:`deepmad.hardware.latency`). :func:`calibrate` fits the table's per-network
 overhead the same way on other random designs.
 """
 
@@ -24,13 +24,13 @@ from hwmodels.predict import held_out
 from hwmodels.profile import backend_of
 from hwmodels.table import Calibration, CostTable
 
-from . import cachedir
-from .architecture import Architecture
-from .threads import limited
-from .errors import InputError
-from .files import atomic_write_bytes
+from .. import cachedir
+from ..errors import InputError
+from ..files import atomic_write_bytes
+from ..model.architecture import Architecture
+from ..problem.problem import Problem
+from ..threads import limited
 from .latency import LatencyModel, architecture_units
-from .problem import Problem
 from .profiling import random_designs
 
 

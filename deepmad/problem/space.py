@@ -17,7 +17,7 @@ kernel and the depth. Widths lie on grids of multiples of ``channel_step`` and
 * ``stem_growth``: the same rule between the stem and the first stage.
 
 Guidelines (non-decreasing channels, uniform depth) are not space rules; they
-belong to :class:`deepmad.problem.Problem`.
+belong to :class:`deepmad.problem.problem.Problem`.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ import math
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
-from .architecture import MAX, Architecture, Head, Stage, Stem
-from .blocks import BLOCK_TYPES
-from .errors import InputError
+from ..errors import InputError
+from ..model.architecture import MAX, Architecture, Head, Stage, Stem
+from ..model.blocks import BLOCK_TYPES
 
 
 def smart_round(x: float, step: int) -> int:

@@ -2,7 +2,7 @@
 
 Layer widths are the fan-ins ``c_in * k^2 / groups`` of the main-path convs
 (stem, every block's main convs, head conv), read off the block layouts of
-:mod:`deepmad.blocks`. For scoring prefix ``i`` (the resolution levels of
+:mod:`deepmad.model.blocks`. For scoring prefix ``i`` (the resolution levels of
 :meth:`Architecture.levels`, the last one with the head conv):
 
 * ``S_i = 1/2 * sum of ln(w_l)`` over all layers from the input to its end,
@@ -20,8 +20,8 @@ import statistics
 from dataclasses import dataclass
 from typing import Sequence
 
+from ..errors import InputError, shown
 from .architecture import MAX, Architecture
-from .errors import InputError, shown
 
 DEFAULT_BETA = 10.0
 LAST_ALPHA = 8.0
@@ -35,7 +35,7 @@ class Scoring:
     ``beta``: depth penalty weight (default 10).
     ``penalty_stages``: indices (0-based) of the stages whose depths the
     penalty covers; default from the block type
-    (:attr:`deepmad.blocks.BlockType.penalty_stages`: the last three stages for
+    (:attr:`deepmad.model.blocks.BlockType.penalty_stages`: the last three stages for
     bottleneck and basic networks, all stages for inverted residuals), all
     stages for networks that mix block types with different defaults.
     ``resolution``: the input side the ``r_i`` are taken at; default the

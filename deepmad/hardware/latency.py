@@ -1,7 +1,7 @@
 """Latency of a design on a device, from a cost table (spec section 6).
 
 A network runs as a sequence of units (:class:`hwmodels.units.Unit`), read
-off the block layouts of :mod:`deepmad.blocks` exactly as the generated
+off the block layouts of :mod:`deepmad.model.blocks` exactly as the generated
 PyTorch module executes them: every main-path conv with its BatchNorm and
 activation where it has one (the last conv of a block with a shortcut fuses the addition
 before the block's activation), the squeeze-excite, the shortcut's average
@@ -34,10 +34,10 @@ from hwmodels.predict import VERSION as PREDICTOR_VERSION, Predictor
 from hwmodels.table import Calibration, CostTable, TableError, load
 from hwmodels.units import Unit
 
-from . import cachedir
-from .architecture import Architecture
-from .blocks import BlockLayout
-from .errors import InputError
+from .. import cachedir
+from ..errors import InputError
+from ..model.architecture import Architecture
+from ..model.blocks import BlockLayout
 
 
 def block_units(layout: BlockLayout, side_in) -> list[Unit]:

@@ -9,12 +9,12 @@ default kernels and depth-penalty stages, and its TinyNAS class names where
 TinyNAS has the family. Everything else is derived from that definition and
 from nothing else:
 
-* parameters and FLOPs in both conventions (:mod:`deepmad.accounting`),
+* parameters and FLOPs in both conventions (:mod:`deepmad.model.accounting`),
 * the layer widths that enter the entropy and the effectiveness
-  (:mod:`deepmad.entropy`): the fan-in ``c_in * k^2 / groups`` of each
+  (:mod:`deepmad.model.entropy`): the fan-in ``c_in * k^2 / groups`` of each
   main-path conv,
-* the latency units (:mod:`deepmad.latency`) and what the profiler times
-  (:mod:`deepmad.profiling`),
+* the latency units (:mod:`deepmad.hardware.latency`) and what the profiler times
+  (:mod:`deepmad.hardware.profiling`),
 * the solver's option arrays and rows (:mod:`deepmad.solvers.engine` traces
   the layout), the SCIP cross-check's statement
   (:mod:`deepmad.solvers.checks.scip` reads the same layout symbolically),

@@ -30,7 +30,7 @@ import dataclasses
 import difflib
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
 from .problem import Problem
 from .space import DesignSpace
 
@@ -130,7 +130,7 @@ def published_outside(name: str, folder: str | Path = PUBLISHED_DIR) -> list[str
     reference space: the rules it breaks once its widths are rounded up to the space's grid of 8
     (and that they are off it, where they are); empty when it lies inside; ``None`` where the file
     is not in ``folder``."""
-    from . import tinynas
+    from ..model import tinynas
     from .space import snap
 
     path = Path(folder) / PUBLISHED_FILES[name]

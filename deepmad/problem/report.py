@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .accounting import costs
-from .architecture import Architecture
-from .entropy import Scoring, score
+from ..model.accounting import costs
+from ..model.architecture import Architecture
+from ..model.entropy import Scoring, score
 
 
 def metrics(arch: Architecture, scoring: Scoring = Scoring()) -> dict[str, Any]:

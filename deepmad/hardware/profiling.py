@@ -29,12 +29,12 @@ import numpy as np
 
 from hwmodels.units import Unit
 
-from .accounting import costs
-from .architecture import Architecture
-from .blocks import BLOCK_TYPES
-from .errors import InputError
+from ..errors import InputError
+from ..model.accounting import costs
+from ..model.architecture import Architecture
+from ..model.blocks import BLOCK_TYPES
+from ..problem.problem import Problem
 from .latency import block_units, head_units, stem_unit
-from .problem import Problem
 
 
 DENSE_UP_TO = 512
