@@ -390,12 +390,15 @@ MAX_NODES = 200
 """Branch-and-bound nodes a knapsack may take: a limit on work, not time, so that it stops at the
 same place on any machine."""
 
-MIP_SECONDS = 1.0
-"""Most seconds a knapsack's MILP may take. A few of the largest inverted-residual knapsacks whose
-LP is feasible but whose MILP is not take HiGHS seconds to prove so at the root (deepmad-89m: 1 to
-3 s, against 0.04 s for the feasible ones); stopped here they give no design either way, but their
-depth vector is then not proven empty, and on a machine more than a few times slower a knapsack
-that finds a design might stop here too (the one place a clock decides)."""
+MIP_SECONDS = 4.0
+"""Most seconds a knapsack's MILP may take. A clock decides here, so it sits well above what any
+knapsack takes (on the presets at 60 s, idle: at most 0.86 s on 29m-224, 0.68 s
+on r50, 1.0 s on 89m; a few of the largest inverted-residual knapsacks whose LP is feasible but
+whose MILP is not take HiGHS seconds to prove so at the root). At 1.0 s, two busy processes beside
+a solve made such knapsacks stop there (a stopped one gives no design and counts as MIP_SECONDS of
+work), and 29m-224 and r50 at 60 s returned other results than idle; at 4 s the designs of all
+seven presets at 10 s and 60 s are those of 1 s, but 89m's at 60 s, which is better (43,777
+against 43,718)."""
 
 
 def _ray(h, keys: list) -> dict[tuple, float] | None:
