@@ -4,7 +4,12 @@ hard stop, and the engines kept on disk."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,6 +51,36 @@ def test_settings_are_keyword_only_frozen_and_checked_by_solve():
         Settings().plan_share = 0.9  # type: ignore[misc]
     with pytest.raises(InputError, match="settings"):
         solve(PROBLEM, settings={"plan_share": 0.5})  # type: ignore[arg-type]
+
+
+def test_a_solve_compiles_no_kernel_beyond_what_it_compiles_before_its_steps():
+    """In a fresh process (numba's disk cache aside), the kernels' compiled types after a
+    large-space solve are those :func:`compile_kernels` gave them before its steps: a first solve
+    after installing counts no compile time as a step's work."""
+    code = """
+import dataclasses, json, numba
+from deepmad.hardware.latency import LatencyModel
+from deepmad.solvers import kernels, solve
+from deepmad.solvers.cache import engine_of
+from deepmad.solvers.pricing import compile_kernels
+from conftest import synthetic_table
+from test_pipeline import PROBLEM
+LATENCY = dataclasses.replace(PROBLEM, latency_model=LatencyModel.of(synthetic_table(PROBLEM)), latency=5.0)
+def compiled():
+    return {n: len(f.signatures) for n, f in vars(kernels).items() if isinstance(f, numba.core.registry.CPUDispatcher)}
+for problem in (PROBLEM, LATENCY):
+    compile_kernels(engine_of(problem))
+    before = compiled()
+    solve(problem, method="large", time_limit=3)
+    print(json.dumps([before, compiled()]))
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for line in done.stdout.split("\n")[-3:-1]:
+        before, after = json.loads(line)
+        assert before["envelopes"] >= 1 and before["undominated"] >= 1
+        assert after == before
 
 
 def test_the_work_planned_is_the_share_of_the_time_limit_settings_give():

@@ -31,6 +31,7 @@ from .context import Context
 from .formulation import Formulation
 from .milp import option_caps, solve_options, stem_options, tables
 from .pipeline import State, run
+from .pricing import compile_kernels
 from .progress import Progress, terminal
 from .rows import Program
 from .settings import Settings
@@ -50,6 +51,7 @@ def solve_whole(problem: Problem, *, time_limit: float, stop_at: float, gap: flo
     """The ``"milp"`` method."""
     began = time.perf_counter()
     engine = engine_of(problem)
+    compile_kernels(engine)
     context = Context(problem)
     program = Program(problem, context, colgen.layer_ranges(engine, context))
     stem, stages = stem_options(engine), tables(engine)
@@ -72,6 +74,7 @@ def solve_large(problem: Problem, *, time_limit: float, stop_at: float, gap: flo
     """The ``"large"`` method: the pipeline, with ``settings.plan_share`` of the time limit as work."""
     began = time.perf_counter()
     engine = engine_of(problem)
+    compile_kernels(engine)
     context = Context(problem)
     program = Program(problem, context, colgen.layer_ranges(engine, context))
     multipliers = {k: v for k, v in warm.duals.items() if k[0] in ("flops", "params", "latency", "layers", "rho", "spread", "depth_sum",

@@ -21,7 +21,7 @@ import numpy as np
 
 from .engine import Engine, StageTable, log
 from .formulation import Options
-from .kernels import above, depth_envelope, envelopes, line_costs, line_depths
+from .kernels import above, depth_envelope, envelopes, line_costs, line_depths, undominated
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,19 @@ def price(t: StageTable, sp: StagePrices, Z: np.ndarray | None = None) -> Priced
     head = (V[None, :] * t.head.entropy[:, None] + (sp.flops * t.head.flops + sp.params * t.head.params + sp.latency * t.head_latency
                                                     + sp.layers * t.head_layers)[:, None])
     return Priced(t, starts, E, Q, depth, head, best if Z is not None else None, at if Z is not None else None)
+
+
+def compile_kernels(engine: Engine) -> None:
+    """Have numba compile, or load from its cache, every kernel a large-space solve calls, at the
+    types the solve calls them with, by pricing the first stage once. A solve does this before its
+    steps begin: the first solve after installing spends its compile time (about 4 s) here, where
+    no step's work is counted, and returns the result the next one does, unless that time brings
+    it to its time limit."""
+    t = engine.stages[0]
+    sp = StagePrices(np.zeros(1))
+    price(t, sp)
+    options_above(t, sp, np.full(len(t.edge_inputs), np.inf), 0)
+    undominated(np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64), np.zeros(1))
 
 
 def options_above(t: StageTable, sp: StagePrices, threshold: np.ndarray, limit: int) -> tuple[np.ndarray, int]:
