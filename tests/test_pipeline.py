@@ -71,7 +71,7 @@ def compiled():
 for problem in (PROBLEM, LATENCY):
     compile_kernels(engine_of(problem))
     before = compiled()
-    solve(problem, method="large", time_limit=3)
+    solve(problem, method="large", time_limit=1)
     print(json.dumps([before, compiled()]))
 """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
