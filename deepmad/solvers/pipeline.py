@@ -25,13 +25,14 @@ change the design; below them, the same problem gives the same design.
 4. ``dual``: the Lagrangian dual with exact entropy products, started from
    column generation's duals (:mod:`deepmad.solvers.dual`): a bound, and the
    width chains of the designs its passes trace.
-5. ``branching``: a best-first branch and bound over boxes of widths (an
-   interval of output widths per stage and for the stem), each bounded by
-   the dual over the designs it allows, split where its bound is largest;
-   the width chains its boxes' passes trace are solved exactly. Its open
-   boxes bound every design: this closes what the dual alone leaves (the
-   Lagrangian duality gap), and finds designs in widths the whole space's
-   dual never traces.
+5. ``branching`` (where the solve plans at least ``branching_above``
+   reference seconds of work; below, its share goes to ``widths``): a
+   best-first branch and bound over boxes of widths (an interval of output
+   widths per stage and for the stem), each bounded by the dual over the
+   designs it allows, split where its bound is largest; the width chains its
+   boxes' passes trace are solved exactly. Its open boxes bound every design:
+   this closes what the dual alone leaves (the Lagrangian duality gap), and
+   finds designs in widths the whole space's dual never traces.
 6. ``widths``: a best-first search over width chains (the dual's, and the
    neighbours of the incumbent's), each ranked by a Lagrangian bound at the
    dual's multipliers and solved exactly best bound first.
@@ -435,21 +436,27 @@ def column_generation(state: State, work: float) -> float:
 
 @dataclass(frozen=True)
 class Step:
-    """A step of the pipeline: its name, the share of the work it is given, and what it does
-    (``run(state, work) -> work spent``, in reference seconds)."""
+    """A step of the pipeline: its name, the share of the work it is given (``share(settings,
+    work)``, ``work`` the solve's planned work), and what it does (``run(state, work) -> work
+    spent``, in reference seconds)."""
 
     name: str
-    share: Callable[[Settings], float]
+    share: Callable[[Settings, float], float]
     run: Callable[[State, float], float]
 
 
+def _branches(s: Settings, work: float) -> bool:
+    """Whether a solve of ``work`` planned reference seconds runs the branch and bound."""
+    return work >= s.branching_above
+
+
 STEPS: tuple[Step, ...] = (
-    Step("search", lambda s: s.search_share, search),
-    Step("own widths", lambda s: s.own_share, own_widths),
-    Step("column generation", lambda s: s.colgen_share, column_generation),
-    Step("dual", lambda s: s.dual_share, lagrangian_dual),
-    Step("branching", lambda s: s.branching_share, branching),
-    Step("widths", lambda s: s.widths_share, widths),
+    Step("search", lambda s, w: s.search_share, search),
+    Step("own widths", lambda s, w: s.own_share, own_widths),
+    Step("column generation", lambda s, w: s.colgen_share, column_generation),
+    Step("dual", lambda s, w: s.dual_share, lagrangian_dual),
+    Step("branching", lambda s, w: s.branching_share if _branches(s, w) else 0.0, branching),
+    Step("widths", lambda s, w: s.widths_share + (0.0 if _branches(s, w) else s.branching_share), widths),
 )
 """The large-space method's steps, in order (see the module docstring)."""
 
@@ -467,7 +474,7 @@ def run(state: State, work: float) -> State:
     for step in STEPS:
         if state.closed() or state.stopped():
             break
-        budget = step.share(state.settings) * work + left
+        budget = step.share(state.settings, work) * work + left
         if budget <= 0.0:
             continue
         state.step_deadline = time.perf_counter() + OVERRUN * budget + 0.5
