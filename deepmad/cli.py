@@ -657,8 +657,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-limit", type=float, default=60.0, metavar="S",
                    help="seconds for the whole command, a hard stop (default 60): the solve plans 60%% of it as work "
                         "counted in operations, not time, so the same command gives the same design on a machine up "
-                        "to about 1.5x slower; on a preset (2 cores), 10 s takes 7-10 s and beats the published DeepMAD "
-                        "design, 60 s takes 35-45 s, reaches the best designs known before and proves them within 1-5%%")
+                        "to about 1.5x slower; on a preset (2 cores), 10 s takes 6-8 s and beats the published DeepMAD "
+                        "design, 60 s takes 26-33 s, reaches the best designs known before and proves them within 1-5%%")
     p.add_argument("--gap", type=float, default=1e-5, help="relative optimality gap to stop at (default 1e-5)")
     p.add_argument("--method", choices=("auto", "milp", "large"), default="auto",
                    help="milp: the whole program on HiGHS; large: any space size (local search, exact solves at "
