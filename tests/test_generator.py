@@ -422,11 +422,26 @@ def test_the_measurer_process_counts_as_measure_does_after_its_warm_up():
 
     stages = tuple(inner_kept(Stage, block=name, channels=24, inner=16, kernel=5, depth=2, stride=2) for name in BLOCK_TYPES)
     text = render(Architecture(stem=Stem(channels=16), stages=stages, resolution=128))
+    expected = measure(text)
     measurer = Measurer()
     try:
         assert measurer.proc is not None
-        assert measurer.measure(text) == measure(text)
+        assert measurer.measure(text) == expected
         assert measurer.proc is None  # one measurement per process
+    finally:
+        measurer.close()
+
+
+def test_the_measurer_answers_from_its_process(monkeypatch):
+    """The counts come from the second process's answer line, not from measuring here."""
+    from generators import pytorch
+
+    text = pytorch.render(small_arch("basic"))
+    expected = pytorch.measure(text)
+    measurer = pytorch.Measurer()
+    monkeypatch.setattr(pytorch, "measure", lambda text: pytest.fail("measured here, not in the second process"))
+    try:
+        assert measurer.measure(text) == expected
     finally:
         measurer.close()
 
