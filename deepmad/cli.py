@@ -38,7 +38,7 @@ from .solution import load_design, record
 from .solvers import solve
 from .solvers.progress import Progress
 from .units import parse_amount, parse_duration_ms, parse_range
-from .whatif import POINT_SECONDS
+from .whatif.sweeps import POINT_SECONDS
 
 
 _NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
@@ -457,14 +457,15 @@ def _cmd_latency_check(args: argparse.Namespace) -> int:
 def _reference(path: str, problem: Problem):
     """A reference design for the front: an architecture JSON file, or a TinyNAS structure read at
     the problem's resolution."""
-    from .pareto import Reference
+    from .whatif.report import Reference
 
     arch = Architecture.load(path) if path.endswith(".json") else tinynas.load(path, resolution=problem.space.resolution)
     return Reference.of(arch.name or Path(path).stem, arch, problem)
 
 
 def _cmd_whatif(args: argparse.Namespace) -> int:
-    from . import pareto, whatif
+    from . import whatif
+    from .whatif import report
 
     problem = _problem(args)
     axes = dict(args.vary)
@@ -472,7 +473,7 @@ def _cmd_whatif(args: argparse.Namespace) -> int:
         raise InputError("--vary", "each axis may be given once; list its values in one --vary NAME=V1,V2,...")
     if args.workers is not None and args.dask is not None:
         raise InputError("--workers", "give --workers N or --dask ADDRESS, not both")
-    x = args.x or next((a for a in axes if a in pareto.COST_FIELDS), "flops")
+    x = args.x or next((a for a in axes if a in report.COST_FIELDS), "flops")
     if (args.png or args.html) and x == "latency" and problem.latency_model is None and "table" not in axes:
         raise InputError("--x", "latency needs --table (or --vary table=...)")
     outputs = [args.out, args.csv, args.json, args.png, args.html]
@@ -521,9 +522,9 @@ def _cmd_whatif(args: argparse.Namespace) -> int:
     if args.json:
         atomic_write_text(args.json, result.to_json(), force=True)
     if args.png:
-        atomic_write_bytes(args.png, pareto.front_png(result, x=x, references=references, title=title), force=True)
+        atomic_write_bytes(args.png, report.front_png(result, x=x, references=references, title=title), force=True)
     if args.html:
-        atomic_write_text(args.html, pareto.html_report(result, title=title, x=x, references=references), force=True)
+        atomic_write_text(args.html, report.html_report(result, title=title, x=x, references=references), force=True)
     if not any(outputs):
         sys.stdout.write(result.to_csv())
     statuses = [r["status"] for r in result.rows]
@@ -584,7 +585,7 @@ def _argument(parse, field: str):
 
 
 def _axis(text: str, field: str) -> tuple[str, tuple]:
-    from .whatif import parse_axis
+    from .whatif.axes import parse_axis
 
     return parse_axis(text)
 

@@ -18,7 +18,7 @@ import pytest
 from deepmad import whatif
 from deepmad.cli import main
 from deepmad.errors import InputError
-from deepmad.pareto import Reference, front_png, html_report
+from deepmad.whatif.report import Reference, front_png, html_report
 from deepmad.problem.presets import preset
 from deepmad.problem.problem import Problem
 from deepmad.problem.space import DesignSpace
@@ -99,7 +99,7 @@ def test_an_interrupted_sweep_resumes_without_solving_finished_points(tmp_path, 
         solved.extend(i for i, _ in chain)
         return real(problem, chain, **kw)
 
-    monkeypatch.setattr(whatif, "solve_chain", counting)
+    monkeypatch.setattr(whatif.sweeps, "solve_chain", counting)
     again = whatif.sweep(PROBLEM, {"flops": FLOPS}, time_limit=60, out=out)
     assert sorted(solved) == list(range(3, len(FLOPS)))
     assert [r["objective"] for r in again.rows] == [r["objective"] for r in full.rows]
@@ -154,12 +154,37 @@ def test_a_chains_cold_first_point_not_proven_is_solved_again_from_the_point_bef
     assert whatif.merged(first, {**second, "bound": 12.0}, gap=1e-5)["status"] == "optimal"
 
 
+def test_a_sweep_file_names_its_tables_and_a_changed_table_is_another_sweep(tmp_path):
+    """A sweep over cost tables states each table's digest in its file's header; the same run
+    resumes, and a table whose rows changed (re-profiled) makes it another sweep."""
+    from hwmodels.table import Calibration, save
+
+    from conftest import synthetic_table
+
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    save(synthetic_table(PROBLEM, Calibration(1.0, 0.002, 0.3, 0.05, 0)), first)
+    save(synthetic_table(PROBLEM, Calibration(1.5, 0.002, 0.3, 0.05, 0)), second)
+    from deepmad.hardware.latency import load_model
+
+    problem = dataclasses.replace(PROBLEM, latency=1.0, latency_model=load_model(str(first)))
+    out = tmp_path / "s.jsonl"
+    result = whatif.sweep(problem, {"table": (str(first), str(second))}, time_limit=60, out=out)
+    header = json.loads(out.read_text().splitlines()[0])
+    assert sorted(header["tables"]) == sorted([str(first), str(second)])
+    assert all(re.fullmatch(r"[0-9a-f]{16}", d) for d in header["tables"].values())
+    assert [r["design_latency_ms"] <= 1.0 for r in result.rows] == [True, True]
+    assert whatif.sweep(problem, {"table": (str(first), str(second))}, time_limit=60, out=out).solved == 0
+    save(synthetic_table(PROBLEM, Calibration(2.0, 0.002, 0.3, 0.05, 0)), second)
+    with pytest.raises(InputError, match=f"another version of the table {re.escape(str(second))}"):
+        whatif.sweep(problem, {"table": (str(first), str(second))}, time_limit=60, out=out)
+
+
 def test_a_sweep_file_grows_by_the_values_added_to_its_axes(tmp_path, monkeypatch):
     out = tmp_path / "s.jsonl"
     first = whatif.sweep(PROBLEM, {"flops": FLOPS[:3]}, time_limit=60, out=out)
     solved = []
     real = whatif.solve_chain
-    monkeypatch.setattr(whatif, "solve_chain", lambda p, chain, **kw: solved.append([pt["flops"] for _, pt in chain]) or real(p, chain, **kw))
+    monkeypatch.setattr(whatif.sweeps, "solve_chain", lambda p, chain, **kw: solved.append([pt["flops"] for _, pt in chain]) or real(p, chain, **kw))
     again = whatif.sweep(PROBLEM, {"flops": FLOPS[:3]}, time_limit=60, out=out)
     assert solved == [] and again.solved == 0 and comparable(again.rows) == comparable(first.rows)
     grown = whatif.sweep(PROBLEM, {"flops": (FLOPS[5], *FLOPS[:3])}, time_limit=60, out=out)
@@ -223,7 +248,7 @@ def test_a_finished_sweep_run_again_solves_nothing_and_exits_0_and_one_more_valu
     table = csv_path.read_text()
     solved = []
     real = whatif.solve_chain
-    monkeypatch.setattr(whatif, "solve_chain", lambda p, chain, **kw: solved.extend(i for i, _ in chain) or real(p, chain, **kw))
+    monkeypatch.setattr(whatif.sweeps, "solve_chain", lambda p, chain, **kw: solved.extend(i for i, _ in chain) or real(p, chain, **kw))
     assert main([*argv, "--vary", "flops=0.7M:1.3M:3"]) == 0
     err = capsys.readouterr().err
     assert solved == [] and f"3 points (0 solved now, 3 read from {out})" in err and str(csv_path) in err and str(html_path) in err
@@ -367,7 +392,7 @@ def test_resuming_twice_after_a_cut_line_solves_each_point_once(tmp_path, monkey
     out.write_text("\n".join(lines[:3]) + "\n" + lines[3][:25])  # two rows kept, the third cut in half
     solved = []
     real = whatif.solve_chain
-    monkeypatch.setattr(whatif, "solve_chain", lambda p, chain, **kw: solved.extend(i for i, _ in chain) or real(p, chain, **kw))
+    monkeypatch.setattr(whatif.sweeps, "solve_chain", lambda p, chain, **kw: solved.extend(i for i, _ in chain) or real(p, chain, **kw))
     whatif.sweep(PROBLEM, {"flops": FLOPS[:4]}, time_limit=60, out=out)
     whatif.sweep(PROBLEM, {"flops": FLOPS[:4]}, time_limit=60, out=out)
     assert solved == [2, 3] and len(out.read_text().splitlines()) == 5

@@ -1,4 +1,4 @@
-"""What-if analysis: sweeps of exact solves over budgets, devices, block types and rules.
+"""Sweeps: exact solves of a problem's variants, in chains of neighbours, resumable from a file.
 
 A sweep varies one or more *axes* of a problem (a budget, the cost table, the
 block type, the resolution, a guideline switch), alone or as a grid, and
@@ -31,162 +31,22 @@ import csv
 import dataclasses
 import hashlib
 import io
-import itertools
 import json
 import math
 import os
-import re
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from . import interrupt, threads
-from .errors import DeepmadError, InputError, Interrupted, shown
-from .files import atomic_write_text, read_text
-from .model.architecture import Architecture
-from .model.blocks import BLOCK_TYPES
-from .problem.problem import Problem
-from .solvers.colgen import certificate, certified
-from .solvers.rows import PRICE_UNITS
-from .units import parse_amount, parse_duration_ms
-
-
-@dataclass(frozen=True)
-class AxisKind:
-    """What a sweep can vary: how a typed value is read, and how it changes a problem.
-
-    ``units``: the scales figures and tables may show the value in, smallest first, each as
-    ``(scale, unit, one)``: ``value / scale`` in ``unit`` (``one`` names a single unit, for rates
-    such as "per MFLOP"); see :meth:`display`."""
-
-    parse: Callable[[str], Any]
-    apply: Callable[[Problem, Any], Problem]
-    label: str
-    units: tuple[tuple[float, str, str], ...] = ()
-    budget: str | None = None  # the Check field the axis bounds, for budgets
-
-    def display(self, values: Sequence[Any]) -> tuple[float, str, str]:
-        """The unit to show ``values`` in: the largest of :attr:`units` that the largest value
-        reaches (5M to 40M FLOPs in MFLOPs, 1G to 8G in GFLOPs); ``(1.0, "", "")`` without units."""
-        if not self.units:
-            return 1.0, "", ""
-        top = max((abs(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)), default=0.0)
-        return next((u for u in reversed(self.units) if top >= u[0]), self.units[0])
-
-
-def _space(problem: Problem, **changes: Any) -> Problem:
-    return dataclasses.replace(problem, space=dataclasses.replace(problem.space, **changes))
-
-
-def _switch(text: str) -> bool:
-    value = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}.get(text.strip().lower())
-    if value is None:
-        raise InputError("nondecreasing", f"expected on or off, got {shown(text)}")
-    return value
-
-
-def _block(text: str) -> str:
-    if text not in BLOCK_TYPES:
-        raise InputError("block", f"unknown block type {text!r}; the types are {', '.join(BLOCK_TYPES)}")
-    return text
-
-
-def _positive_int(name: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = 0
-        if value <= 0:
-            raise InputError(name, f"expected a positive integer, got {shown(text)}")
-        return value
-
-    return parse
-
-
-def _spread(text: str) -> int | None:
-    if text.strip().lower() == "none":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise InputError("max_depth_spread", f"expected an integer >= 0 or none, got {shown(text)}")
-    return value
-
-
-@lru_cache(maxsize=8)
-def _model(table: str, batch: int | None):
-    from .hardware.latency import load_model
-
-    return load_model(table, batch=batch)
-
-
-def _table(problem: Problem, table: str) -> Problem:
-    batch = problem.latency_model.predictor.batch if problem.latency_model is not None else None
-    return dataclasses.replace(problem, latency_model=_model(table, batch))
-
-
-_FLOPS_UNITS = ((1e3, "KFLOPs", "KFLOP"), (1e6, "MFLOPs", "MFLOP"), (1e9, "GFLOPs", "GFLOP"), (1e12, "TFLOPs", "TFLOP"))
-_PARAMS_UNITS = ((1.0, "params", "param"), (1e3, "K params", "K params"), (1e6, "M params", "M params"))
-
-AXES: dict[str, AxisKind] = {
-    "flops": AxisKind(lambda t: parse_amount(t, "flops"), lambda p, v: dataclasses.replace(p, flops=v), "FLOPs budget", _FLOPS_UNITS, "flops"),
-    "params": AxisKind(lambda t: parse_amount(t, "params"), lambda p, v: dataclasses.replace(p, params=v), "parameter budget", _PARAMS_UNITS,
-                       "params"),
-    "rho": AxisKind(lambda t: parse_amount(t, "rho"), lambda p, v: dataclasses.replace(p, rho=v), "rho0", budget="rho"),
-    "latency": AxisKind(lambda t: parse_duration_ms(t, "latency"), lambda p, v: dataclasses.replace(p, latency=v), "latency budget",
-                        ((1.0, "ms", "ms"),), "latency_ms"),
-    "table": AxisKind(str, _table, "cost table"),
-    "block": AxisKind(_block, lambda p, v: _space(p, block=v, inner_ratio=None), "block type"),
-    "resolution": AxisKind(_positive_int("resolution"), lambda p, v: _space(p, resolution=v), "resolution", ((1.0, "px", "px"),)),
-    "nondecreasing": AxisKind(_switch, lambda p, v: dataclasses.replace(p, nondecreasing=v), "non-decreasing widths"),
-    "max_depth_spread": AxisKind(_spread, lambda p, v: dataclasses.replace(p, max_depth_spread=v), "max depth spread"),
-}
-"""The axes a sweep can vary, by name."""
-
-BUDGETS = ("flops", "params", "latency", "rho")
-
-MAX_POINTS = 10_000
-"""Most values of one axis."""
-
-
-def parse_axis(text: str) -> tuple[str, tuple]:
-    """``NAME=V1,V2,...`` or, for budgets, ``NAME=LO:HI:N`` (N evenly spaced values, ends included)."""
-    name, sep, values = text.partition("=")
-    name = name.strip().replace("-", "_")
-    if not sep or name not in AXES:
-        raise InputError("--vary", f"expected NAME=V1,V2,... or NAME=LO:HI:N with NAME one of {', '.join(AXES)}, got {shown(text)}")
-    kind = AXES[name]
-    parts = values.split(":")
-    if len(parts) == 3 and name in BUDGETS:
-        lo, hi = kind.parse(parts[0]), kind.parse(parts[1])
-        n = int(parts[2]) if re.fullmatch(r"[0-9]{1,5}", parts[2].strip()) else 0
-        if not 1 <= n <= MAX_POINTS or (n == 1 and hi != lo):
-            raise InputError("--vary", f"{name}: LO:HI:N needs a count N from 2 to {MAX_POINTS:,} (1 when LO == HI), got {shown(values)}")
-        if hi < lo:
-            raise InputError("--vary", f"{name}: LO:HI:N needs LO <= HI, got {shown(values)}")
-        return name, tuple(lo + (hi - lo) * i / (n - 1) for i in range(n)) if n > 1 else (lo,)
-    items = tuple(kind.parse(v) for v in values.split(",") if v.strip())
-    if not items:
-        raise InputError("--vary", f"{name}: no values given, e.g. {name}=1G,2G or {name}=1G:8G:8")
-    return name, items
-
-
-def points(axes: Mapping[str, Sequence]) -> list[dict[str, Any]]:
-    """Every combination of the axes' values, the first axis slowest."""
-    names = list(axes)
-    return [dict(zip(names, combo)) for combo in itertools.product(*(axes[n] for n in names))]
-
-
-def variant(problem: Problem, point: Mapping[str, Any]) -> Problem:
-    """``problem`` with the point's values applied (in the axes' order)."""
-    for name, value in point.items():
-        problem = AXES[name].apply(problem, value)
-    return problem
+from .. import interrupt, threads
+from ..errors import DeepmadError, InputError, Interrupted, shown
+from ..files import atomic_write_text, read_text
+from ..model.architecture import Architecture
+from ..problem.problem import Problem
+from ..solvers.colgen import certificate, certified
+from ..solvers.rows import PRICE_UNITS
+from .axes import AXES, BUDGETS, points, variant
 
 
 def summary(arch: Architecture) -> str:
@@ -217,7 +77,7 @@ of what 120 s solves find."""
 
 def point_seconds(problem: Problem, method: str = "auto") -> float:
     """The default time limit (s) of one point of a sweep: :data:`POINT_SECONDS` of its method."""
-    from .solvers import method_for
+    from ..solvers import method_for
 
     return POINT_SECONDS[method_for(problem, method)]
 
@@ -240,7 +100,7 @@ def solve_chain(problem: Problem, chain: Sequence[tuple[int, dict[str, Any]]], *
     (the first from ``start``, the design of the point before the chain, where one is known);
     ``on_row(row)`` as each is done; ``time_limit`` per point, ``None``: :func:`point_seconds`. Ctrl-C
     stops the chain (:class:`KeyboardInterrupt`): the interrupted point is not a finished row."""
-    from .solvers import solve
+    from ..solvers import solve
 
     rows, before, last = [], start, None  # the last design, the last solution and its problem
     for index, point in chain:
@@ -367,6 +227,13 @@ class Sweep:
 SWEEP_FORMAT = 2
 """Version of a sweep file's header: 2 names the axes without their values (rows carry them), so
 that a file grows with the values a later run adds; 1 (read, then rewritten as 2) listed them."""
+
+
+def _digest(table: str) -> str:
+    """A short digest of a cost table's file (an edited or re-profiled table is another table)."""
+    from ..hardware.latency import find_table
+
+    return hashlib.sha256(Path(find_table(table)).read_bytes()).hexdigest()[:16]
 
 
 def _header(problem: Problem, axes: Mapping[str, Sequence], settings: dict[str, Any]) -> dict[str, Any]:
@@ -633,71 +500,4 @@ def shared(problem: Problem, rows: list[dict[str, Any]], grid: list[dict[str, An
             if bound - new["objective"] <= gap * abs(bound) + 1e-9:
                 new["status"] = "optimal"
         out.append(new)
-    return out
-
-
-_FIELDS = {"flops": "flops", "params": "params", "latency": "latency_ms", "rho": "rho"}
-
-
-def next_change(problem: Problem, budget: str, design: Architecture, objective: float, *, ceiling: float,
-                time_limit: float | None = None, gap: float = 1e-5, method: str = "auto") -> float | None:
-    """The smallest value of ``budget`` (``flops``, ``params``, ``latency`` or ``rho``), at most
-    ``ceiling``, at which a design better than ``design`` (worth ``objective``) exists: where the
-    optimum changes as the budget grows. ``None`` when none exists up to ``ceiling``, or when a
-    solve on the way is not proven optimal (then the change point is not known).
-
-    Solve at ``ceiling``; while the optimum beats ``objective``, solve again just below that
-    optimum's own cost (one unit below for integer costs). The last optimum's cost is the change
-    point: below it the optimum is still worth ``objective``, at it that optimum fits. Exact
-    when every solve is proven optimal (each is warm-started from ``design``). ``time_limit`` per
-    solve, default :func:`point_seconds`."""
-    from .solvers import solve
-
-    if time_limit is None:
-        time_limit = point_seconds(problem, method)
-
-    field, integral = _FIELDS[budget], budget in ("flops", "params")
-
-    class Unproven(Exception):
-        pass
-
-    def better(limit: float):
-        s = solve(dataclasses.replace(problem, **{budget: limit}), time_limit=time_limit, gap=gap, method=method, start=design)
-        if s.status not in ("optimal", "infeasible"):
-            raise Unproven
-        return s if s.check is not None and s.objective > objective + 1e-9 * abs(objective) else None
-
-    try:
-        found = better(ceiling)
-        if found is None:
-            return None
-        while True:
-            cost = getattr(found.check, field)
-            below = better(cost - 1 if integral else cost * (1 - 1e-9))
-            if below is None:
-                return float(cost)
-            found = below
-    except Unproven:  # a solve stopped at its time limit: the change point is not known
-        return None
-
-
-def change_points(problem: Problem, sweep: Sweep, budget: str, **solve_options: Any) -> list[float | None]:
-    """Per row of a sweep along ``budget``: the smallest budget above the row's at which its
-    design would change (:func:`next_change`, up to the next point of the same other inputs);
-    ``None`` at the last point of each run, where the next point has no better design, or where
-    the row has no design."""
-    others = [a for a in sweep.axes if a != budget]
-    groups: dict[tuple, list[int]] = {}
-    for i, row in enumerate(sweep.rows):
-        groups.setdefault(tuple(row[a] for a in others), []).append(i)
-    out: list[float | None] = [None] * len(sweep.rows)
-    for members in groups.values():
-        members.sort(key=lambda i: sweep.rows[i][budget])
-        for i, j in zip(members, members[1:]):
-            row, after = sweep.rows[i], sweep.rows[j]
-            if row.get("architecture") is None or after.get("objective") is None or after["objective"] <= row["objective"] + 1e-9 * abs(row["objective"]):
-                continue
-            point = {a: row[a] for a in sweep.axes}
-            out[i] = next_change(variant(problem, point), budget, Architecture.from_dict(row["architecture"]), row["objective"],
-                                 ceiling=after[budget], **solve_options)
     return out

@@ -24,9 +24,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from .model.architecture import Architecture
-from .problem.problem import Problem
-from .whatif import AXES, Sweep
+from ..model.architecture import Architecture
+from ..problem.problem import Problem
+from .axes import AXES
+from .sweeps import Sweep
 
 COST_FIELDS = {"flops": "design_flops", "params": "design_params", "latency": "design_latency_ms"}
 """The x axes a front can take: the budget's name -> the row field holding the design's value."""
