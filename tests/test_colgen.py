@@ -15,7 +15,6 @@ from deepmad.model import tinynas
 from deepmad.model.entropy import score
 from deepmad.problem.presets import PUBLISHED_FILES, preset
 from deepmad.problem.problem import Problem
-from deepmad.problem.space import DesignSpace
 from deepmad.solvers import Settings, colgen, solve
 from deepmad.solvers.checks import bruteforce
 from deepmad.solvers.context import Context

@@ -17,7 +17,6 @@ from deepmad.model.architecture import Stage
 from deepmad.model.blocks import BLOCK_TYPES
 from deepmad.problem.problem import Problem
 from deepmad.problem.space import DesignSpace
-from deepmad.solvers.context import Context
 from deepmad.solvers.engine import Engine
 from deepmad.solvers.kernels import _by_slope, depth_envelope, undominated
 from deepmad.solvers.pricing import StagePrices, longest_paths, options_above, price, stage_options, stem_options

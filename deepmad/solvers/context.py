@@ -10,7 +10,6 @@ r_i^2)`` of a prefix's entropy, which stages the depth penalty covers. One
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np

@@ -180,7 +180,6 @@ class Dual:
 
 def quantities(engine: Engine, program: Program, r: Relaxed) -> dict[tuple, float]:
     """The quantities of a traced design, with the depth moments it was traced with."""
-    ctx = program.context
     stem = engine.stem
     out: dict[tuple, float] = {}
 

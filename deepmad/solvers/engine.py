@@ -43,7 +43,7 @@ from functools import cached_property
 import numpy as np
 
 from ..errors import DeepmadError
-from ..hardware.latency import LatencyModel, block_units, head_units, stem_unit
+from ..hardware.latency import block_units, head_units, stem_unit
 from ..model.accounting import block_costs, conv_cost
 from ..model.architecture import MAX, Architecture
 from ..model.blocks import BLOCK_TYPES, BlockLayout, Conv, SqueezeExcite, se_hidden_width

@@ -282,7 +282,7 @@ class FixedWidths:
         multipliers for the bound: the LP relaxation's row duals, or, where the LP is infeasible, its
         dual ray, scaled up (any multipliers bound every vector; these drive the bound of vectors
         like this one towards minus infinity)."""
-        ctx, problem = self.context, self.problem
+        problem = self.problem
         stages = [_undominated(tb.at(d)) for tb, d in zip(tables, depths)]
         self.knapsacks += 1
         self.options += sum(len(o) for o in stages)

@@ -194,7 +194,7 @@ class Model:
         inf = highspy.kHighsInf
         for row in formulation.rows:
             if row.key[0] not in ("depth_sum", "depth_squares"):
-                r = self._row(row.key, row.rhs if row.equality else -inf, row.rhs)
+                self._row(row.key, row.rhs if row.equality else -inf, row.rhs)
                 if elastic and row.key[0] in ("flops", "params", "layers", "latency", "rho"):
                     self._col(-ELASTIC, 0.0, inf, {row.key: -1.0})
         for i in range(len(ctx.last)):

@@ -406,7 +406,6 @@ def column_generation(state: State, work: float) -> float:
     """Column generation's bound and duals (the dual's start), and where it leaves few enough options
     that can beat the incumbent, the exact MILP over them: a proof."""
     s = state.settings
-    per_pass = _pass_cost(state)
     per_caps = s.cost_caps * _lines(state) + s.cost_pass
     passes = max(3, int(0.2 * work / per_caps))
     caps = colgen.caps(state.engine, state.context, state.program, passes=passes,
