@@ -382,6 +382,20 @@ def test_a_coordinate_measured_only_on_the_diagonal_is_not_read_off_it():
     assert p.extrapolated == 1
 
 
+def test_an_onnxruntime_row_exports_its_unit_once_and_times_fresh_sessions(monkeypatch):
+    """A row's instances are fresh ONNX Runtime sessions (fresh buffers) of one export of the unit."""
+    pytest.importorskip("onnxruntime")
+    from hwmodels import profile
+
+    exports, sessions = [], []
+    export, session = profile.onnx_bytes, profile.ort_session
+    monkeypatch.setattr(profile, "onnx_bytes", lambda *a: exports.append(1) or export(*a))
+    monkeypatch.setattr(profile, "ort_session", lambda *a, **kw: sessions.append(1) or session(*a, **kw))
+    row = profile.measure(Unit("conv", 8, 8, 3, 1, 8, False, "relu"), backend="onnxruntime")
+    assert len(exports) == 1 and len(sessions) == profile.INSTANCES
+    assert row.ms > 0 and row.repeats >= profile.INSTANCES * profile.MIN_REPEATS
+
+
 @pytest.mark.slow
 def test_an_onnxruntime_table_is_profiled_and_checked_on_onnxruntime(tmp_path, capsys):
     out = tmp_path / "ort.jsonl"
