@@ -232,11 +232,11 @@ _PROBLEM_OPTIONS = {
 }
 
 
-STARTUP_SECONDS = 1.2
+STARTUP_SECONDS = 0.5
 """What the command spends outside the solve and the model file's check on the reference machine
 (starting Python, imports, writing the outputs), taken off ``--time-limit`` to plan the solve's
-work: 1.0 to 1.3 s on the seven presets at ``--time-limit 10`` (wall time less the solve's and
-the check's)."""
+work: 0.75 to 1.1 s on the seven presets at ``--time-limit 10`` is wall time less the solve's,
+of which the check takes about 0.5 s."""
 
 VERIFY_SECONDS = 0.6
 """What checking a model file with torch takes on the reference machine once torch is imported

@@ -164,6 +164,32 @@ def test_at_any_widths_the_fixed_solve_finds_and_proves_the_best_design_there(wh
 
 
 @pytest.mark.parametrize("which", range(len(PROBLEMS)))
+def test_a_probe_bounds_every_design_of_its_chain_and_is_at_most_the_bound_it_starts_from(which):
+    """At every width chain (brute force): a probe's bound is at least the chain's best design, no
+    more than :meth:`FixedWidths.bound` at the multipliers it starts from, and tighter with more
+    LPs, most chains tighter than the bound it starts from."""
+    problem, t = PROBLEMS[which], _table(which)
+    engine, context, program = _parts(problem)
+    best_at: dict[tuple, float] = {}
+    for arch, ok, objective in zip(t["arch"], t["feasible"], t["objective"]):
+        best_at.setdefault(_widths(arch), -math.inf)
+        if ok:
+            best_at[_widths(arch)] = max(best_at[_widths(arch)], objective)
+    fw = FixedWidths(engine, context, program, max_vectors=10**6)
+    y = {("flops",): 3.0, ("params",): 1e-4}
+    tightened = 0
+    for chain, best in best_at.items():
+        w = Widths.of(engine, chain)
+        start = fw.bound(w, y)
+        one, _ = fw.probe(w, y, lps=1)
+        four, multipliers = fw.probe(w, y, lps=4)
+        assert best - 1e-6 * abs(best) <= four <= one + 1e-6 * abs(one) and one <= start + 1e-6 * abs(start)
+        assert all(v >= 0 for v in multipliers.values())
+        tightened += four < start - 1e-6 * abs(start)
+    assert tightened > len(best_at) // 2
+
+
+@pytest.mark.parametrize("which", range(len(PROBLEMS)))
 def test_at_fixed_widths_and_depths_one_knapsack_gives_the_best_design_there(which):
     problem, t = PROBLEMS[which], _table(which)
     engine, context, program = _parts(problem)

@@ -20,6 +20,7 @@ import hashlib
 import io
 import os
 import zipfile
+import zlib
 from collections import OrderedDict
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from .engine import Costs, Engine, Latency, StageTable, StemTable, key
 KEPT = 4
 """Engines held per process."""
 
-FORMAT = 3
+FORMAT = 4
 """The layout of the files; a file of another layout is rebuilt."""
 
 _held: OrderedDict = OrderedDict()
@@ -82,11 +83,15 @@ def _arrays(engine: Engine) -> dict[str, np.ndarray]:
 
 
 def _digest(arrays: dict[str, np.ndarray]) -> str:
-    h = hashlib.sha256()
+    """A CRC-32 of the arrays' names, dtypes, shapes and bytes. It guards against a file damaged or
+    cut short, not against one forged (a forger would rewrite the digest beside it): CRC-32 reads
+    the 180 MB of an inverted-residual engine in 0.03 s where SHA-256 took 0.2 s of a solve's start."""
+    crc = 0
     for name in sorted(arrays):
-        h.update(name.encode())
-        h.update(np.ascontiguousarray(arrays[name]).tobytes())
-    return h.hexdigest()
+        a = arrays[name]
+        crc = zlib.crc32(f"{name}:{a.dtype.str}:{a.shape}".encode(), crc)
+        crc = zlib.crc32(np.ascontiguousarray(a).reshape(-1).view(np.uint8), crc)
+    return f"crc32:{crc:08x}"
 
 
 def _write(problem: Problem, engine: Engine) -> None:

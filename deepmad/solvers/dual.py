@@ -26,13 +26,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import highspy
 import numpy as np
-from scipy.optimize import linprog
 
 from .. import interrupt
 from ..model.architecture import Architecture
 from .context import Context
 from .engine import Engine
+from .formulation import _highs
 from .pricing import StagePrices, price, stage_options
 from .rows import Program, Row
 
@@ -243,6 +244,7 @@ def dual(engine: Engine, program: Program, start: dict[tuple, float], *, passes:
     cuts: list[tuple[float, dict, dict]] = []  # per traced design: objective part, quantities, slacks by row
     designs: list[Relaxed] = []
     done = last_gain = 0
+    h = None  # the cutting-plane LP's HiGHS object, made at the first cut
     while done < passes and not interrupt.past(deadline):
         y = multipliers(x)
         r = relax(engine, program, list(rows.values()), y, points=points, allowed=allowed)
@@ -274,9 +276,43 @@ def dual(engine: Engine, program: Program, start: dict[tuple, float], *, passes:
         A = np.array([[slack[k] / scale[k] for k in keys] + [-1.0] for _, _, slack in cuts])
         b = np.array([-cut[0] for cut in cuts])
         box = [(center[i] - delta[i] if keys[i] in free else max(0.0, center[i] - delta[i]), center[i] + delta[i]) for i in range(K)]
-        lp = linprog(np.append(np.zeros(K), 1.0), A_ub=A, b_ub=b, bounds=box + [(None, None)], method="highs")
-        if lp.status != 0 or best - lp.fun <= tolerance * abs(best):
+        h = h if h is not None else _lp_highs()
+        found = _model_minimum(A, b, box, h)
+        if found is None or best - found[1] <= tolerance * abs(best):
             break
-        x = lp.x[:K]
+        x = found[0]
     designs.sort(key=lambda r: r.bound)
     return Dual(best, best_y, designs, done)
+
+
+def _lp_highs() -> highspy.Highs:
+    """A HiGHS object for the cutting-plane LP: HiGHS's own feasibility tolerances (the cuts are
+    estimates, not the program's rows)."""
+    h = _highs()
+    h.setOptionValue("primal_feasibility_tolerance", 1e-7)
+    return h
+
+
+def _model_minimum(A: np.ndarray, b: np.ndarray, box: list[tuple[float, float]], h: highspy.Highs) -> tuple[np.ndarray, float] | None:
+    """The multipliers ``x`` within ``box`` that minimise the cutting-plane model ``max_c (A_c x - b_c)``
+    (an LP in ``(x, t)``: minimise ``t`` subject to ``A x - t <= b``), and that minimum; ``None``
+    where HiGHS finds no optimum."""
+    rows, K = A.shape[0], A.shape[1] - 1
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = K + 1, rows
+    lp.col_cost_ = np.append(np.zeros(K), 1.0)
+    lp.col_lower_ = np.array([lo for lo, _ in box] + [-highspy.kHighsInf])
+    lp.col_upper_ = np.array([hi for _, hi in box] + [highspy.kHighsInf])
+    lp.row_lower_ = np.full(rows, -highspy.kHighsInf)
+    lp.row_upper_ = np.asarray(b, dtype=float)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = np.arange(0, rows * (K + 2), rows, dtype=np.int32)[:K + 2]
+    lp.a_matrix_.index_ = np.tile(np.arange(rows, dtype=np.int32), K + 1)
+    lp.a_matrix_.value_ = np.asarray(A, dtype=float).T.ravel()
+    h.clearModel()
+    h.passModel(lp)
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return None
+    x = np.asarray(h.getSolution().col_value)
+    return x[:K], float(x[K])

@@ -174,6 +174,35 @@ class FixedWidths:
             return math.inf
         return float(np.max(self._bound(tables, self.weights(w), y, D, fixed, shape)))
 
+    def probe(self, w: Widths, y: dict[tuple, float], *, lps: int) -> tuple[float, dict[tuple, float]]:
+        """A bound on every design with widths ``w`` from ``lps`` LP relaxations (no MILP): each at
+        the depth vector of largest bound, whose bound becomes its LP's value, and whose duals are
+        the next multipliers (starting from ``y``). Returns the bound and the last multipliers.
+        Cheap, and far closer to the chain's optimum than :meth:`bound` at the whole space's
+        multipliers, which ranks chains of very different optima alike (deepmad-r34: the best
+        chain 18th of 40 by that bound, 5th after four LPs)."""
+        depth_sets, window, shape, tables, D, fixed = self._setup(w, None)
+        if window is not None:
+            return math.inf, dict(y)
+        V = self.weights(w)
+        bound = np.full(shape, math.inf)
+        tried = np.zeros(shape, dtype=bool)
+        for _ in range(lps):
+            bound = np.minimum(bound, self._bound(tables, V, y, D, fixed, shape))
+            at = np.unravel_index(int(np.argmax(bound)), shape)
+            if tried[at] or not bound[at] > -math.inf:  # its own LP already bounds the largest
+                break
+            tried[at] = True
+            _, _, value, duals = self._relaxation(w, tables, self.stem, [int(depth_sets[j][i]) for j, i in enumerate(at)])
+            if value is not None:
+                bound[at] = min(bound[at], value + fixed[at])  # the LP leaves out the depth penalty
+            elif isinstance(duals, _Ray):
+                bound[at] = -math.inf
+            if duals is not None:
+                y = duals
+        bound = np.minimum(bound, self._bound(tables, V, y, D, fixed, shape))
+        return float(np.max(bound)), dict(y)
+
     @property
     def spent(self) -> float:
         """The work done so far, in reference seconds."""
@@ -283,22 +312,8 @@ class FixedWidths:
         dual ray, scaled up (any multipliers bound every vector; these drive the bound of vectors
         like this one towards minus infinity)."""
         problem = self.problem
-        stages = [_undominated(tb.at(d)) for tb, d in zip(tables, depths)]
-        self.knapsacks += 1
-        self.options += sum(len(o) for o in stages)
-        rows, model = self._model(w, stem, stages, depths)
-        h = model
-        h.setOptionValue("solve_relaxation", True)
-        h.run()
-        status = h.getModelStatus()
-        if status == highspy.HighsModelStatus.kInfeasible:
-            ray = _ray(h, rows)
-            return None, ray
-        if status != highspy.HighsModelStatus.kOptimal:
-            return None, None
-        duals = np.asarray(h.getSolution().row_dual)
-        y = {key: max(0.0, float(duals[r])) for r, key in enumerate(rows) if key is not None}
-        if h.getInfo().objective_function_value + self._constant <= floor:
+        stages, h, value, y = self._relaxation(w, tables, stem, depths)
+        if value is None or value <= floor:
             return None, y
         h.setOptionValue("solve_relaxation", False)
         h.setOptionValue("mip_rel_gap", 1e-9)
@@ -329,6 +344,26 @@ class FixedWidths:
         if not check.feasible or check.objective <= floor:
             return None, y
         return (arch, check), y
+
+    def _relaxation(self, w: Widths, tables, stem: Options, depths: list[int]):
+        """The LP relaxation of the knapsack at ``depths``: its options per stage, its model (solved),
+        its value (entropy terms only: the depth penalty is not in it; ``None`` where the LP is
+        infeasible or unsolved) and multipliers (its row duals, or where it is infeasible its dual
+        ray)."""
+        stages = [_undominated(tb.at(d)) for tb, d in zip(tables, depths)]
+        self.knapsacks += 1
+        self.options += sum(len(o) for o in stages)
+        rows, h = self._model(w, stem, stages, depths)
+        h.setOptionValue("solve_relaxation", True)
+        h.run()
+        status = h.getModelStatus()
+        if status == highspy.HighsModelStatus.kInfeasible:
+            return stages, h, None, _ray(h, rows)
+        if status != highspy.HighsModelStatus.kOptimal:
+            return stages, h, None, None
+        duals = np.asarray(h.getSolution().row_dual)
+        y = {key: max(0.0, float(duals[r])) for r, key in enumerate(rows) if key is not None}
+        return stages, h, h.getInfo().objective_function_value + self._constant, y
 
     def _model(self, w: Widths, stem: Options, stages: list[Options], depths: list[int]):
         """The knapsack at fixed depths on HiGHS: one option per stage, and the program's rows with

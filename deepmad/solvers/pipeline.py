@@ -41,6 +41,7 @@ change the design; below them, the same problem gives the same design.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -210,32 +211,41 @@ def lagrangian_dual(state: State, work: float) -> float:
     for key in found.multipliers:
         if key[0] == "rho" and key not in state.rows:
             state.rows[key] = state.program.tangent(key[1], key[2])
-    for r in found.designs:
-        chain = r.widths(state.engine)
-        if chain not in state.chains:
-            state.chains.append(chain)
+    _pool(state, found.designs)
     return found.passes * per_pass
 
 
+def _pool(state: State, designs: list) -> None:
+    """Keep the width chains of a dual's traced designs for the widths step."""
+    for r in designs:
+        chain = r.widths(state.engine)
+        if chain not in state.chains:
+            state.chains.append(chain)
+
+
 def widths(state: State, work: float) -> float:
-    """Best first over width chains: the chains of the dual's designs and the neighbours of the
-    incumbent's, each ranked by a bound at the dual's multipliers (over all its depth vectors), and
-    solved exactly best bound first, each with at most :attr:`Settings.chain_solves` knapsacks; a
-    chain that gives a better design adds its neighbours. Until the work is spent or no chain's
-    bound beats the incumbent."""
+    """Best first over width chains: the chains the dual's and the branch and bound's passes traced,
+    those of passes at multipliers near the dual's, and the neighbours of the incumbent's. A chain
+    is first ranked by its bound at the dual's multipliers; when it comes first, it is probed
+    (:meth:`FixedWidths.probe`: a few LPs give it a far tighter bound) and ranked again by that;
+    when it comes first once probed, it is solved exactly, from the probe's multipliers, with at
+    most :attr:`Settings.chain_solves` knapsacks. A chain that gives a better design adds its
+    neighbours. Until the work is spent or no chain's bound beats the incumbent."""
     if state.design is None:
         return 0.0
+    s = state.settings
     fw = _fixed(state)
     before = fw.spent
-    heap: list[tuple[float, tuple[int, ...]]] = []
+    heap: list = []  # (tier, -bound, order, chain), not probed yet: the traced chains (tier 0) before neighbours (1)
     seen: set = set()
+    order = itertools.count()
 
     extra = 0.0  # the perturbed passes' work
 
     def spent() -> float:
         return fw.spent - before + extra
 
-    def push(chain: tuple[int, ...]) -> None:
+    def push(chain: tuple[int, ...], tier: int = 0) -> None:
         if chain in seen or chain in state.solved_chains:
             return
         seen.add(chain)
@@ -244,10 +254,14 @@ def widths(state: State, work: float) -> float:
             return
         bound = fw.bound(w, state.multipliers)
         if bound > state.objective:
-            heapq.heappush(heap, (-bound, chain))
+            heapq.heappush(heap, (tier, -bound, next(order), chain))
 
-    # The dual's chains, the chains of passes at multipliers near the dual's, then the incumbent's
-    # neighbours, all ranked together by their bounds.
+    def near(chain: tuple[int, ...]) -> None:
+        for other in _neighbours(state, chain):
+            if spent() >= work or state.stopped():
+                break
+            push(other, 1)
+
     for chain in state.chains:
         if spent() >= work or state.stopped():
             break
@@ -255,31 +269,37 @@ def widths(state: State, work: float) -> float:
     for y in _perturbations(state):  # with work to spare: at most half of what is over PERTURBATIONS_ABOVE
         if spent() >= (work - PERTURBATIONS_ABOVE) / 2 or state.stopped():
             break
-        extra += _pass_cost(state, state.settings.dual_points)
-        push(dual_module.relax(state.engine, state.program, list(state.rows.values()), y, points=state.settings.dual_points)
+        extra += _pass_cost(state, s.dual_points)
+        push(dual_module.relax(state.engine, state.program, list(state.rows.values()), y, points=s.dual_points)
              .widths(state.engine))
-    neighbours = True
+    near(_chain(state.design))
+    probed: list = []  # (-bound, order, chain, multipliers), once probed
+    probing = solving = 0.0  # the work of the probes, and of the exact solves
     while spent() < work and not state.stopped():
-        if neighbours and (not heap or -heap[0][0] <= state.objective):
-            neighbours = False
-            for near in _neighbours(state, _chain(state.design)):
-                if spent() >= work or state.stopped():
-                    break
-                push(near)
-        if not heap:
+        while probed and -probed[0][0] <= state.objective:
+            heapq.heappop(probed)
+        while heap and -heap[0][1] <= state.objective:
+            heapq.heappop(heap)
+        if not heap and not probed:
             break
-        bound, chain = heapq.heappop(heap)
-        if -bound <= state.objective:
-            if neighbours:
-                continue
-            break
-        before_design = state.objective
-        _solve_chain(state, chain, work - spent(), step="widths", solves=state.settings.chain_solves)
-        if state.objective > before_design:
-            for near in _neighbours(state, chain):
-                if spent() >= work or state.stopped():
-                    break
-                push(near)
+        at = spent()
+        if probed and (not heap or probing >= solving):  # as much work solving as probing
+            _, _, chain, y = heapq.heappop(probed)
+            before_design = state.objective
+            found = fw.solve(Widths.of(state.engine, chain), floor=state.objective, solves=s.chain_solves, multipliers=y,
+                             deadline=state.until, work=work - spent())
+            if found.proven:
+                state.solved_chains.add(chain)
+            state.offer(found.design, "widths")
+            solving += spent() - at
+            if state.objective > before_design:
+                near(chain)
+            continue
+        _, bound, _, chain = heapq.heappop(heap)
+        tighter, y = fw.probe(Widths.of(state.engine, chain), state.multipliers, lps=s.probe_lps)
+        probing += spent() - at
+        if tighter > state.objective:
+            heapq.heappush(probed, (-min(tighter, -bound), next(order), chain, y))
     return spent()
 
 
@@ -376,6 +396,7 @@ def branching(state: State, work: float) -> float:
                                      tolerance=s.dual_tolerance, deadline=state.until, allowed=child)
             passes += found.passes
             bound = min(found.bound, top)
+            _pool(state, found.designs)
             for r in found.designs[:s.node_chains]:
                 if bound <= state.objective or spent() >= work or state.stopped():
                     break

@@ -23,9 +23,10 @@ class Settings:
     """Tunables of the large-space method (``method="large"``); the defaults are what the
     benchmarks were measured with (``benchmarks/solver.py``)."""
 
-    plan_share: float = 0.6
+    plan_share: float = 0.55
     """Share of the time limit the planned work may take on the reference machine: the rest is the
-    margin a loaded machine needs to finish the same work (a 1.5x slower machine still does)."""
+    margin a loaded machine needs to finish the same work (two busy processes beside a solve on
+    the reference machine slow it about 1.8x)."""
 
     search_share: float = 0.1
     """Share of the work for the local search that finds the first design."""
@@ -37,11 +38,13 @@ class Settings:
     """Share of the work for the Lagrangian dual with exact entropy products (its bound, and the
     widths of its designs)."""
 
-    widths_share: float = 0.1
-    """Share of the work for the climb over width chains (each neighbour at the incumbent's depths,
-    each better chain's depths solved exactly)."""
+    widths_share: float = 0.2
+    """Share of the work for the best-first search over width chains (the chains the bounds traced,
+    probed, then the best of them solved exactly): at 60 s it finds the best designs more surely
+    than more branching does (deepmad-r18, r34 and r50 at least 0.995 of the best known at plan
+    shares 0.55 to 0.65, where 0.1 and 0.3 of branching gave 0.974 to 1.0)."""
 
-    branching_share: float = 0.3
+    branching_share: float = 0.2
     """Share of the work for the branch and bound over boxes of widths (a tighter bound, and the
     designs of other widths than the dual's)."""
 
@@ -88,6 +91,10 @@ class Settings:
     """Most knapsacks (exact solves at fixed widths and depths) per width chain the widths step
     tries (deepmad-r18: the dual's best chain, 36,908 after 12; proven after about 30)."""
 
+    probe_lps: int = 4
+    """LP relaxations with which the widths step probes a width chain before it ranks the chain to
+    be solved (:meth:`deepmad.solvers.fixed.FixedWidths.probe`)."""
+
     depth_vectors: int = 2_000_000
     """Most depth vectors an exact solve at fixed widths enumerates; beyond, a window around the
     design's depths is enumerated (the solve is then not exact over depths)."""
@@ -113,16 +120,19 @@ class Settings:
     cost_scored: float = 3.1e-7
     """Reference seconds per option a search move scores (fitted on five presets' climbs)."""
 
-    cost_vector: float = 1e-8
-    """Reference seconds per depth vector an exact solve at fixed widths bounds."""
+    cost_vector: float = 6.6e-9
+    """Reference seconds per depth vector an exact solve at fixed widths bounds. This and the other
+    costs of solves at fixed widths (``cost_knapsack`` to ``cost_node``) are fitted together on the
+    1,227 solves, probes and bounds of six presets at 60 s (their sum 1.0x the wall time in all, a
+    call's median 0.84x)."""
 
-    cost_knapsack: float = 0.005
+    cost_knapsack: float = 0.001
     """Reference seconds per knapsack (an exact solve at fixed widths and depths): its model."""
 
-    cost_option: float = 6e-6
+    cost_option: float = 3.7e-6
     """Reference seconds per option of a knapsack's LP relaxation."""
 
-    cost_mip: float = 0.07
+    cost_mip: float = 0.0065
     """Reference seconds per knapsack solved as a MILP (its LP may beat the incumbent), beside its
     simplex iterations and nodes."""
 
@@ -130,7 +140,7 @@ class Settings:
     """Reference seconds per simplex iteration HiGHS reports (a MILP's, or a master LP's): the work of
     HiGHS counted in its own deterministic unit."""
 
-    cost_node: float = 2.5e-3
+    cost_node: float = 1e-4
     """Reference seconds per branch-and-bound node HiGHS reports."""
 
     cost_line: float = 1.5e-8
