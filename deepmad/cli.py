@@ -659,11 +659,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", metavar="TABLE", help="cost table file, or the device name of an imported table (see 'deepmad tables')")
     p.add_argument("--batch", type=_positive_int, metavar="N", help="batch size whose table rows predict latency (default 1, or the table's only one)")
     p.add_argument("--time-limit", type=float, default=60.0, metavar="S",
-                   help="seconds for the whole command, a hard stop (default 60): the solve plans 60%% of it as work "
+                   help="seconds for the whole command, a hard stop (default 60): the solve plans 55%% of it as work "
                         "counted in operations, not time, so the same command gives the same design on a machine up "
                         "to about 1.5x slower; on a preset (2 cores), 10 s takes 5-7 s and beats the published DeepMAD "
-                        "design, 60 s takes 25-33 s, comes within 1.5%% of the best designs known before or beats them, "
-                        "and proves them within 1-5%%")
+                        "design, 60 s takes 19-27 s, reaches the best designs known before (within 0.05%%) or beats "
+                        "them, and proves them within 1.4-5%%")
     p.add_argument("--gap", type=float, default=1e-5, help="relative optimality gap to stop at (default 1e-5)")
     p.add_argument("--method", choices=("auto", "milp", "large"), default="auto",
                    help="milp: the whole program on HiGHS; large: any space size (local search, exact solves at "

@@ -33,9 +33,10 @@ change the design; below them, the same problem gives the same design.
    boxes' passes trace are solved exactly. Its open boxes bound every design:
    this closes what the dual alone leaves (the Lagrangian duality gap), and
    finds designs in widths the whole space's dual never traces.
-6. ``widths``: a best-first search over width chains (the dual's, and the
-   neighbours of the incumbent's), each ranked by a Lagrangian bound at the
-   dual's multipliers and solved exactly best bound first.
+6. ``widths``: a best-first search over width chains (every chain a dual pass
+   traced, in the dual and in the boxes of the branch and bound; then the
+   neighbours of the incumbent's), each probed by a few LP relaxations (a
+   tight bound) before the best probed chains are solved exactly.
 """
 
 from __future__ import annotations
@@ -224,13 +225,15 @@ def _pool(state: State, designs: list) -> None:
 
 
 def widths(state: State, work: float) -> float:
-    """Best first over width chains: the chains the dual's and the branch and bound's passes traced,
-    those of passes at multipliers near the dual's, and the neighbours of the incumbent's. A chain
-    is first ranked by its bound at the dual's multipliers; when it comes first, it is probed
-    (:meth:`FixedWidths.probe`: a few LPs give it a far tighter bound) and ranked again by that;
-    when it comes first once probed, it is solved exactly, from the probe's multipliers, with at
-    most :attr:`Settings.chain_solves` knapsacks. A chain that gives a better design adds its
-    neighbours. Until the work is spent or no chain's bound beats the incumbent."""
+    """Best first over width chains: the chains the dual's and the branch and bound's passes traced
+    and those of passes at multipliers near the dual's, then (after all of those) the neighbours of
+    the incumbent's. A chain waits ranked by its bound at the dual's multipliers, which is nearly
+    the same for chains whose optima differ by percents; when it comes first it is probed
+    (:meth:`FixedWidths.probe`: a few LPs give it a far tighter bound) and ranked among the probed
+    chains by that. The best probed chain is solved exactly, from the probe's multipliers, with at
+    most :attr:`Settings.chain_solves` knapsacks, whenever the probes have taken at least as much
+    work as the solves. A chain that gives a better design adds its neighbours. Until the work is
+    spent or no chain's bound beats the incumbent."""
     if state.design is None:
         return 0.0
     s = state.settings
