@@ -63,7 +63,10 @@ def run(checkout: Path, name: str, limit: float, out: Path, space: str = "wide")
 
 
 def busy(n: int) -> list[subprocess.Popen]:
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    """``n`` busy-looping processes, each of which stops once this one is gone (a benchmark killed
+    midway leaves none behind to slow what runs next)."""
+    loop = "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"
+    return [subprocess.Popen([sys.executable, "-c", loop]) for _ in range(n)]
 
 
 def main() -> None:
