@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import subprocess
 import sys
@@ -19,9 +20,12 @@ from deepmad.cli import main
 from deepmad.problem.presets import preset
 from deepmad.problem.problem import Problem
 from deepmad.problem.space import DesignSpace
-from deepmad.solvers import Settings, cache, solve
+from deepmad.solvers import Settings, cache, colgen, pipeline, solve
+from deepmad.solvers.context import Context
 from deepmad.solvers.engine import Engine
-from deepmad.solvers.pipeline import STEPS
+from deepmad.solvers.pipeline import STEPS, State
+from deepmad.solvers.progress import Progress
+from deepmad.solvers.rows import Program
 
 SPACE = DesignSpace(block="bottleneck", resolution=64, strides=(2, 2, 2), depths=((1, 3),) * 3, stem_channels=(16, 32),
                     channels=(16, 128), kernels=(3, 5))
@@ -93,6 +97,42 @@ def test_below_branching_above_the_branch_and_bound_gives_its_share_to_the_width
                                                                                   if k not in ("branching", "widths")}
     solution = solve(PROBLEM, method="large", time_limit=5, gap=0.0, settings=Settings(branching_above=100.0))
     assert "branching" not in solution.work
+
+
+def test_the_widths_step_chooses_among_every_chain_a_pass_traced_and_solves_the_best_probed_first():
+    """The chains the branch and bound's boxes trace join the dual's in the pool the widths step
+    draws from; the widths step probes chains before it solves them, and the first chain it
+    solves is the one of largest probed bound."""
+    problem = preset("deepmad-r18")  # a space whose LP bound proves nothing soon
+    engine = cache.engine_of(problem)
+    context = Context(problem)
+    program = Program(problem, context, colgen.layer_ranges(engine, context))
+    state = State(problem, engine, context, program, Settings(), Progress(), math.inf, 1e-5)
+    for step, work in zip(STEPS[:4], (0.3, 0.2, 0.5, 0.5)):  # search, own widths, column generation, dual
+        step.run(state, work)
+    traced = list(state.chains)
+    pipeline.branching(state, 1.0)
+    assert state.chains[:len(traced)] == traced and len(state.chains) > len(traced)
+
+    events = []  # ("probe", chain, bound) and ("solve", chain), in order
+    fixed = pipeline._fixed(state)
+    probe, solve_ = fixed.probe, fixed.solve
+
+    def probing(w, y, **kw):
+        found = probe(w, y, **kw)
+        events.append(("probe", w.values(engine), found[0]))
+        return found
+
+    def solving(w, **kw):
+        events.append(("solve", w.values(engine)))
+        return solve_(w, **kw)
+
+    fixed.probe, fixed.solve = probing, solving
+    floor = state.objective
+    pipeline.widths(state, 1.0)
+    first = next(i for i, e in enumerate(events) if e[0] == "solve")
+    bounds = {e[1]: e[2] for e in events[:first] if e[2] > floor}
+    assert events[0][0] == "probe" and bounds[events[first][1]] == max(bounds.values())
 
 
 def test_the_work_planned_is_the_share_of_the_time_limit_settings_give():
