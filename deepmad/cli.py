@@ -36,6 +36,7 @@ from .problem.report import metrics, table
 from .problem.space import DesignSpace
 from .solution import load_design, record
 from .solvers import solve
+from .solvers.settings import Settings
 from .solvers.progress import Progress
 from .units import parse_amount, parse_duration_ms, parse_range
 from .whatif.sweeps import POINT_SECONDS
@@ -232,11 +233,13 @@ _PROBLEM_OPTIONS = {
 }
 
 
-STARTUP_SECONDS = 0.5
-"""What the command spends outside the solve and the model file's check on the reference machine
-(starting Python, imports, writing the outputs), taken off ``--time-limit`` to plan the solve's
-work: 0.75 to 1.1 s on the seven presets at ``--time-limit 10`` is wall time less the solve's,
-of which the check takes about 0.5 s."""
+STARTUP_SECONDS = 0.4
+"""What the command spends before the solve on the reference machine (starting Python, imports):
+0.37 s. (The solve counts its own start, the space's engine read: ``Settings.cost_setup_line``.)"""
+
+FINISH_SECONDS = 0.5
+"""What the command keeps after the solve's stop beside the model file's check (its record, the
+outputs written)."""
 
 VERIFY_SECONDS = 0.6
 """What checking a model file with torch takes on the reference machine once torch is imported
@@ -280,11 +283,14 @@ def _design(args: argparse.Namespace, measurer) -> int:
         problem = _problem(args)
         progress = args.progress if args.progress is not None else sys.stderr.isatty()
         shown = Progress(sys.stderr if progress or args.verbose else None, verbose=args.verbose)
-        # The work is planned from --time-limit alone (the same command gives the same design on a
-        # loaded machine); the solve stops where the whole command would overrun it.
+        # The solve stops where the whole command would overrun --time-limit. Its work is planned
+        # from --time-limit alone (the same command gives the same design on a loaded machine), so
+        # that the start-up and the work, both slowed by the 1 / plan_share a loaded machine may be
+        # slower, end by that stop: the work is plan_share of the time to the stop less the start-up.
         verify = VERIFY_SECONDS if args.out and args.verify else 0.0
-        plan = max(0.1 * args.time_limit, args.time_limit - STARTUP_SECONDS - verify)
-        stop = max(time.perf_counter() + 0.1, args.started + args.time_limit - verify - 0.5)
+        window = args.time_limit - verify - FINISH_SECONDS
+        plan = max(0.1 * args.time_limit, window - STARTUP_SECONDS / Settings().plan_share)
+        stop = max(time.perf_counter() + 0.1, args.started + window)
         solution = solve(problem, time_limit=plan, gap=args.gap, progress=shown, method=args.method, stop_at=stop)
     except InputError as exc:  # name the option the user typed
         raise _as_option(exc) from None
@@ -659,11 +665,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", metavar="TABLE", help="cost table file, or the device name of an imported table (see 'deepmad tables')")
     p.add_argument("--batch", type=_positive_int, metavar="N", help="batch size whose table rows predict latency (default 1, or the table's only one)")
     p.add_argument("--time-limit", type=float, default=60.0, metavar="S",
-                   help="seconds for the whole command, a hard stop (default 60): the solve plans 55%% of it as work "
-                        "counted in operations, not time, so the same command gives the same design on a machine up "
-                        "to about 1.5x slower; on a preset (2 cores), 10 s takes 5-7 s and beats the published DeepMAD "
-                        "design, 60 s takes 19-27 s, reaches the best designs known before (within 0.05%%) or beats "
-                        "them, and proves them within 1.4-5%%")
+                   help="seconds for the whole command, a hard stop (default 60): the solve plans half of it, less "
+                        "the start, as work counted in operations, not time, so the same command gives the same design "
+                        "on a machine up to about 1.9x slower (two busy processes beside it on 2 cores); on a preset "
+                        "(2 cores), 10 s takes 4-6 s and beats the published DeepMAD design, 60 s takes 22-30 s, "
+                        "reaches the best designs known before (within 0.4%%) or beats them, and proves them within "
+                        "1.4-5%%")
     p.add_argument("--gap", type=float, default=1e-5, help="relative optimality gap to stop at (default 1e-5)")
     p.add_argument("--method", choices=("auto", "milp", "large"), default="auto",
                    help="milp: the whole program on HiGHS; large: any space size (local search, exact solves at "

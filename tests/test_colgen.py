@@ -262,3 +262,14 @@ def test_a_certificate_bounds_every_problem_whose_designs_are_among_its_own(roun
         assert optimum.status == "infeasible" or bound >= optimum.objective - 1e-6 * abs(optimum.objective)
     assert colgen.certified(cert, dataclasses.replace(here, flops=3e7)) == math.inf
     assert colgen.certified(cert, dataclasses.replace(here, params=None)) == math.inf
+
+
+def test_smoothed_duals_keep_their_keys_in_a_fixed_order():
+    """The mix of two dual vectors lists the centre's keys, then the new ones, in their order: not
+    in a set's, which follows string hashes Python draws per process (sums over the multipliers
+    would then round differently from run to run)."""
+    center = {("flops",): 1.0, ("rho", 0, 7): 2.0, ("params",): 3.0, ("S_def", 1): 4.0}
+    current = {("layers",): 1.0, ("params",): 1.0, ("spread",): 2.0, ("rho", 2, 9): 5.0}
+    mixed = colgen._mix(center, current, 0.25)
+    assert list(mixed) == [("flops",), ("rho", 0, 7), ("params",), ("S_def", 1), ("layers",), ("spread",), ("rho", 2, 9)]
+    assert mixed[("params",)] == 0.25 * 3.0 + 0.75 * 1.0 and mixed[("layers",)] == 0.75

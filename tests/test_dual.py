@@ -189,19 +189,38 @@ def test_a_probe_bounds_every_design_of_its_chain_and_is_at_most_the_bound_it_st
     assert tightened > len(best_at) // 2
 
 
-@pytest.mark.parametrize("which", range(len(PROBLEMS)))
-def test_at_fixed_widths_and_depths_one_knapsack_gives_the_best_design_there(which):
+def _knapsacks(which: int):
+    """The fixed-width solver of problem ``which``, and the best objective per (width chain, depths)
+    of its feasible designs (brute force)."""
     problem, t = PROBLEMS[which], _table(which)
     engine, context, program = _parts(problem)
-    fw = FixedWidths(engine, context, program, max_vectors=10**6)
     best: dict[tuple, float] = {}
     for arch, ok, objective in zip(t["arch"], t["feasible"], t["objective"]):
         if ok:
             key = (_widths(arch), tuple(s.depth for s in arch.stages))
             best[key] = max(best.get(key, -math.inf), objective)
+    return engine, FixedWidths(engine, context, program, max_vectors=10**6), best
+
+
+@pytest.mark.parametrize("which", range(len(PROBLEMS)))
+def test_at_fixed_widths_and_depths_one_knapsack_gives_the_best_design_there(which):
+    engine, fw, best = _knapsacks(which)
     for (chain, depths), objective in list(best.items())[::7]:
         found = fw.at_depths(Widths.of(engine, chain), list(depths), floor=-math.inf)
         assert found is not None and found[1].objective == pytest.approx(objective, rel=1e-9)
+
+
+@pytest.mark.parametrize("which", range(len(PROBLEMS)))
+def test_a_knapsack_keeps_the_best_design_above_its_floor_and_none_below(which):
+    """With a floor just below the best design at fixed widths and depths (brute force), the
+    knapsack (its options fixed by their reduced costs against the floor, then its MILP) still
+    finds that design; with the floor at it, none."""
+    engine, fw, best = _knapsacks(which)
+    for (chain, depths), objective in list(best.items())[::5]:
+        w = Widths.of(engine, chain)
+        found = fw.at_depths(w, list(depths), floor=objective - 1e-4 * abs(objective))
+        assert found is not None and found[1].objective == pytest.approx(objective, rel=1e-9)
+        assert fw.at_depths(w, list(depths), floor=objective + 1e-9 * abs(objective)) is None
 
 
 def _box(engine, draw) -> dual.Allowed:

@@ -71,7 +71,8 @@ def solve_whole(problem: Problem, *, time_limit: float, stop_at: float, gap: flo
 
 def solve_large(problem: Problem, *, time_limit: float, stop_at: float, gap: float, progress: Progress, start: Architecture | None,
                 settings: Settings, warm: colgen.Lagrangian | None = None) -> Solution:
-    """The ``"large"`` method: the pipeline, with ``settings.plan_share`` of the time limit as work."""
+    """The ``"large"`` method: the pipeline, with ``settings.plan_share`` of the time limit as work,
+    less the solve's start (``Settings.cost_setup`` and ``cost_setup_line``)."""
     began = time.perf_counter()
     engine = engine_of(problem)
     compile_kernels(engine)
@@ -83,7 +84,11 @@ def solve_large(problem: Problem, *, time_limit: float, stop_at: float, gap: flo
                   multipliers=multipliers)
     if start is not None:
         state.offer(start, "start")
-    run(state, settings.plan_share * time_limit)
+    # The solve's own start (the engine read, the kernels loaded) is counted in its plan, at least
+    # a quarter of which is left to the steps.
+    setup = settings.cost_setup + settings.cost_setup_line * sum(t.pairs * len(t.kernels) for t in engine.stages)
+    plan = settings.plan_share * time_limit
+    run(state, max(0.25 * plan, plan - setup))
     seconds = time.perf_counter() - began
     if state.design is None:
         if interrupt.requested():

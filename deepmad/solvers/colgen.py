@@ -333,7 +333,7 @@ def generate(
         if interrupt.past(deadline) or best.work >= work:
             break
         status = master.solve()
-        best.work += pass_cost + settings.cost_round + settings.cost_iteration * max(0, master.h.getInfo().simplex_iteration_count)
+        best.work += pass_cost + settings.cost_round + settings.cost_master_iteration * max(0, master.h.getInfo().simplex_iteration_count)
         if status != "Optimal":
             if best.rounds == 0 and not math.isfinite(best.bound):
                 raise DeepmadError("HiGHS found no optimum of the first master LP; try --method milp on a smaller space")
@@ -363,7 +363,9 @@ def generate(
 
 
 def _mix(center: dict, current: dict, weight: float) -> dict:
-    keys = center.keys() | current.keys()
+    # Keys in a fixed order: a set of keys holding strings is ordered by their hashes, which Python
+    # draws per process, and sums over the multipliers would add up in another order in another run.
+    keys = [*center, *(k for k in current if k not in center)]
     return {k: weight * center.get(k, 0.0) + (1.0 - weight) * current.get(k, 0.0) for k in keys}
 
 

@@ -113,6 +113,7 @@ class FixedWidths:
         self.knapsacks = 0
         self.options = 0
         self.mips = 0
+        self.mip_options = 0  # options of the knapsacks solved as MILPs
         self.iterations = 0
         self.nodes = 0
         self.unfinished = 0  # knapsacks stopped at a limit
@@ -210,7 +211,8 @@ class FixedWidths:
         if s is None:
             return 0.0
         return (self.bounded * s.cost_vector + self.knapsacks * s.cost_knapsack + self.options * s.cost_option + self.mips * s.cost_mip
-                + self.iterations * s.cost_iteration + self.nodes * s.cost_node + self.capped * MIP_SECONDS)
+                + self.mip_options * s.cost_mip_option + self.iterations * s.cost_iteration + self.nodes * s.cost_node
+                + self.capped * MIP_SECONDS)
 
     def solve(self, w: Widths, *, floor: float, solves: int = 10**9, start: tuple[int, ...] | None = None,
               multipliers: dict[tuple, float] | None = None, deadline: float = math.inf, work: float = math.inf) -> Found:
@@ -315,6 +317,12 @@ class FixedWidths:
         stages, h, value, y = self._relaxation(w, tables, stem, depths)
         if value is None or value <= floor:
             return None, y
+        # Reduced-cost fixing: an option whose reduced cost takes the LP's value to the floor is in
+        # no design that beats it, and HiGHS, not told the floor, would search among them.
+        reduced = np.asarray(h.getSolution().col_dual)
+        drop = np.flatnonzero(value + reduced < floor - 1e-6 * max(1.0, abs(floor)))
+        if len(drop):
+            h.changeColsBounds(len(drop), drop.astype(np.int32), np.zeros(len(drop)), np.zeros(len(drop)))
         h.setOptionValue("solve_relaxation", False)
         h.setOptionValue("mip_rel_gap", 1e-9)
         h.setOptionValue("mip_max_nodes", MAX_NODES)
@@ -323,6 +331,7 @@ class FixedWidths:
         h.setOptionValue("time_limit", highspy.kHighsInf)
         info = h.getInfo()
         self.mips += 1
+        self.mip_options += sum(len(o) for o in stages) - len(drop)
         status = h.getModelStatus()
         if status == highspy.HighsModelStatus.kTimeLimit:
             self.capped += 1  # counted as MIP_SECONDS: what it did in them depends on the machine
@@ -414,6 +423,11 @@ class FixedWidths:
             # restarts cost a third of the time of the knapsacks that prove a depth vector empty.
             self._highs.setOptionValue("presolve_rule_off", (1 << 15) | (1 << 16))
             self._highs.setOptionValue("mip_allow_restart", False)
+            # Sub-MIP heuristics (RINS, RENS) are most of the time of a knapsack whose LP is feasible
+            # and whose MILP is not, and find nothing the few nodes of its branching do not
+            # (deepmad-89m: 1.51 s -> 0.61 s; the same status and optimum on 666 knapsacks of five presets).
+            self._highs.setOptionValue("mip_heuristic_run_rins", False)
+            self._highs.setOptionValue("mip_heuristic_run_rens", False)
         h = self._highs
         h.clearModel()
         h.passModel(lp)

@@ -5,8 +5,9 @@ re-scored by :meth:`deepmad.problem.problem.Problem.check`), the best proven bou
 the dual multipliers found so far and the width chains worth an exact look.
 The steps run in the order of :data:`STEPS`; each is given a share of the
 solve's work (:class:`deepmad.solvers.settings.Settings`), in reference
-seconds, plus what the steps before it left unused, and turns it into a
-count of what it does (moves, passes, knapsacks, rounds). No step reads the
+seconds, plus what the steps before it left unused (less what they spent
+beyond their shares), and turns it into a count of what it does (moves,
+passes, knapsacks, rounds). No step reads the
 clock to decide what to do; the clock only stops: the solve at its time
 limit, a step that runs :data:`OVERRUN` times longer than its work, and the
 exact MILP over the options column generation keeps, which HiGHS runs until
@@ -134,9 +135,11 @@ def _lines(state: State) -> int:
     return sum(t.pairs * len(t.kernels) for t in state.engine.stages)
 
 
-def _pass_cost(state: State, points: int = 1) -> float:
+def _pass_cost(state: State, points: int) -> float:
+    """The work of a Lagrangian pass of the dual at ``points`` grid points of the future weight."""
     s = state.settings
-    return s.cost_line * _lines(state) * points + s.cost_pass
+    widths = sum(len(t.widths) for t in state.engine.stages)
+    return s.cost_dual_line * _lines(state) + s.cost_dual_point * widths * points
 
 
 def _fixed(state: State) -> FixedWidths:
@@ -430,7 +433,7 @@ def column_generation(state: State, work: float) -> float:
     """Column generation's bound and duals (the dual's start), and where it leaves few enough options
     that can beat the incumbent, the exact MILP over them: a proof."""
     s = state.settings
-    per_caps = s.cost_caps * _lines(state) + s.cost_pass
+    per_caps = s.cost_line * _lines(state) + s.cost_pass  # a caps pass costs what a pricing pass does
     passes = max(3, int(0.2 * work / per_caps))
     caps = colgen.caps(state.engine, state.context, state.program, passes=passes,
                        hint=state.warm.caps if state.warm is not None else None, deadline=state.until)
@@ -484,27 +487,32 @@ STEPS: tuple[Step, ...] = (
 """The large-space method's steps, in order (see the module docstring)."""
 
 
-OVERRUN = 2.0
+OVERRUN = 3.0
 """A step that runs this many times longer than its work on the reference machine (its estimate of
 its own operations gone wrong, or a machine this much slower) is stopped there, so that the steps
-after it still run. On the reference machine no step comes near it."""
+after it still run. Neither on the reference machine nor beside two busy processes (up to 1.85x
+slower, with estimates up to 1.3x low) does a step come near it; at 2.0, deepmad-r18 at
+--time-limit 60 gave another result beside them."""
 
 
 def run(state: State, work: float) -> State:
     """Run :data:`STEPS` on ``state`` with ``work`` reference seconds in all; what a step leaves
-    unused goes to the next one. Stops early once the incumbent is proven within the gap."""
+    unused goes to the next one, and what it spends beyond its share (a step finishes the operation
+    it is in) is taken from the next, so that the solve does the work it planned. Stops early once
+    the incumbent is proven within the gap."""
     left = 0.0
     for step in STEPS:
         if state.closed() or state.stopped():
             break
         budget = step.share(state.settings, work) * work + left
         if budget <= 0.0:
+            left = budget
             continue
         state.step_deadline = time.perf_counter() + OVERRUN * budget + 0.5
         spent = step.run(state, budget)
         state.step_deadline = math.inf
         state.work[step.name] = spent
-        left = max(0.0, budget - spent)
+        left = budget - spent
         state.progress.event(step.name, state.check.objective if state.check else None, state.bound,
                              f"step done ({spent:.1f} s of work)")
     return state

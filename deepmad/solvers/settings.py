@@ -23,10 +23,22 @@ class Settings:
     """Tunables of the large-space method (``method="large"``); the defaults are what the
     benchmarks were measured with (``benchmarks/solver.py``)."""
 
-    plan_share: float = 0.55
-    """Share of the time limit the planned work may take on the reference machine: the rest is the
-    margin a loaded machine needs to finish the same work (two busy processes beside a solve on
-    the reference machine slow it about 1.8x)."""
+    plan_share: float = 0.5
+    """Share of the time limit the planned work (the solve's start included: ``cost_setup``) may take
+    on the reference machine: the rest is the margin a loaded machine needs to finish the same work
+    (two busy processes beside a solve on the reference machine slow it 1.65x to 1.85x; at 0.55,
+    deepmad-r50 at --time-limit 10 reached the stop beside them)."""
+
+    cost_setup: float = 0.3
+    """Reference seconds a solve spends before its steps beside reading the space's engine: the
+    numba kernels loaded from their cache on their first call in a process (0.3 s). Taken off the
+    planned work, as :attr:`cost_setup_line` is, whether or not they are loaded already, so that the
+    same call plans the same work."""
+
+    cost_setup_line: float = 1.5e-7
+    """Reference seconds per line of the space (one inner width and kernel of one output width of a
+    stage) that reading its engine from the cache takes: 0.08 s on deepmad-r50's 447,870 lines,
+    0.21 s on deepmad-29m-288's 1,786,680."""
 
     search_share: float = 0.1
     """Share of the work for the local search that finds the first design."""
@@ -117,41 +129,58 @@ class Settings:
     milp_options: int = 2_000_000
     """Largest space (in stage options) the whole-program MILP is stated for."""
 
-    cost_scored: float = 3.1e-7
+    cost_scored: float = 8e-8
     """Reference seconds per option a search move scores (fitted on five presets' climbs)."""
 
-    cost_vector: float = 6.6e-9
+    cost_vector: float = 7.3e-9
     """Reference seconds per depth vector an exact solve at fixed widths bounds. This and the other
     costs of solves at fixed widths (``cost_knapsack`` to ``cost_node``) are fitted together on the
-    1,227 solves, probes and bounds of six presets at 60 s (their sum 1.0x the wall time in all, a
-    call's median 0.84x)."""
+    solves, probes and bounds of the seven presets at --time-limit 10 and 60 (3,826 calls: their
+    sum 1.0x the wall time in all, a call's median 1.03x; per preset 0.93x to 1.16x). A cost fitted
+    to 0 is one the others account for on these presets."""
 
-    cost_knapsack: float = 0.001
+    cost_knapsack: float = 2.4e-4
     """Reference seconds per knapsack (an exact solve at fixed widths and depths): its model."""
 
-    cost_option: float = 3.7e-6
+    cost_option: float = 4e-6
     """Reference seconds per option of a knapsack's LP relaxation."""
 
-    cost_mip: float = 0.0065
+    cost_mip: float = 0.0
     """Reference seconds per knapsack solved as a MILP (its LP may beat the incumbent), beside its
     simplex iterations and nodes."""
 
-    cost_iteration: float = 1.8e-4
-    """Reference seconds per simplex iteration HiGHS reports (a MILP's, or a master LP's): the work of
-    HiGHS counted in its own deterministic unit."""
+    cost_iteration: float = 1.4e-4
+    """Reference seconds per simplex iteration HiGHS reports in a knapsack's MILP: the work of HiGHS
+    counted in its own deterministic unit."""
 
-    cost_node: float = 1e-4
+    cost_mip_option: float = 4e-5
+    """Reference seconds per option of a knapsack solved as a MILP (HiGHS's presolve and root work
+    grow with its columns, beside its iterations)."""
+
+    cost_node: float = 0.0
     """Reference seconds per branch-and-bound node HiGHS reports."""
 
-    cost_line: float = 1.5e-8
-    """Reference seconds per line and entropy setting of a pricing pass (a line: one inner width and
-    kernel of one output width of a stage)."""
+    cost_master_iteration: float = 1e-4
+    """Reference seconds per simplex iteration of column generation's master LP: 7.7e-5 in the small
+    masters of --time-limit 10 (seven presets: 2.7 s for 34,824 iterations), up to 1.2e-4 in the
+    larger ones of 60 s (deepmad-r50: 4.2 s for 34,239)."""
 
-    cost_caps: float = 4e-8
-    """Reference seconds per line of a pass of the entropy caps (a longest path at one setting)."""
+    cost_line: float = 2.6e-8
+    """Reference seconds per line of a pricing pass of column generation, and of a pass of its
+    entropy caps (a line: one inner width and kernel of one output width of a stage): 0.020 s a pass
+    on the bottleneck presets (447,870 lines), 0.050 to 0.058 s on the inverted-residual ones
+    (1,786,680 lines)."""
 
-    cost_pass: float = 0.01
-    """Reference seconds of a pricing pass beside its lines."""
+    cost_pass: float = 0.008
+    """Reference seconds of a pricing or caps pass beside its lines."""
+
+    cost_dual_line: float = 1.8e-8
+    """Reference seconds per line of a Lagrangian pass of the dual (its prices, once per pass)."""
+
+    cost_dual_point: float = 7.5e-6
+    """Reference seconds per output width of a stage and grid point of a Lagrangian pass (its
+    longest path over the future weight's grid): 4.8e-6 on deepmad-r18 (a pass at 8 points
+    0.057 s), 6e-6 on deepmad-89m (0.079 s), 8.9e-6 on deepmad-29m-224 (0.10 s)."""
 
     cost_round: float = 0.03
     """Reference seconds of a round of column generation beside its master LP's iterations and its pricing."""
