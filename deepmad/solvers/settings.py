@@ -27,7 +27,8 @@ class Settings:
     """Share of the time limit the planned work (the solve's start included: ``cost_setup``) may take
     on the reference machine: the rest is the margin a loaded machine needs to finish the same work
     (two busy processes beside a solve on the reference machine slow it 1.65x to 1.85x; at 0.55,
-    deepmad-r50 at --time-limit 10 reached the stop beside them)."""
+    with 0.23 s less of the start counted, deepmad-r50 at --time-limit 10 reached the stop beside
+    them)."""
 
     cost_setup: float = 0.3
     """Reference seconds a solve spends before its steps beside reading the space's engine: the
