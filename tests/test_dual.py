@@ -210,6 +210,26 @@ def test_at_fixed_widths_and_depths_one_knapsack_gives_the_best_design_there(whi
         assert found is not None and found[1].objective == pytest.approx(objective, rel=1e-9)
 
 
+@settings(max_examples=12, deadline=None)
+@given(st.sampled_from(range(len(PROBLEMS))), st.lists(st.floats(0.0, 1.0), min_size=10, max_size=10))
+def test_at_fixed_widths_every_depth_vectors_bound_is_at_least_its_best_design(which, draw):
+    """The bounds the exact solve at fixed widths ranks its depth vectors by: at any multipliers of
+    the budgets and of every prefix's effectiveness tangent, each vector's is at least the best
+    design with those widths and depths (brute force). A vector bounded too low would be passed
+    over, and a chain's optimum missed."""
+    engine, fw, best = _knapsacks(which)
+    y = _multipliers(PROBLEMS[which], draw)
+    assert sum(k[0] == "rho" for k in y) == len(fw.context.last)
+    for chain in sorted({chain for chain, _ in best}):
+        w = Widths.of(engine, chain)
+        depth_sets, _, shape, tables, D, fixed = fw._setup(w, None)
+        bounds = fw._bound(tables, fw.weights(w), y, D, fixed, shape)
+        for at in np.ndindex(*shape):
+            objective = best.get((chain, tuple(int(depth_sets[j][i]) for j, i in enumerate(at))))
+            if objective is not None:
+                assert bounds[at] >= objective - 1e-9 * abs(objective)
+
+
 @pytest.mark.parametrize("which", range(len(PROBLEMS)))
 def test_a_knapsack_keeps_the_best_design_above_its_floor_and_none_below(which):
     """With a floor just below the best design at fixed widths and depths (brute force), the

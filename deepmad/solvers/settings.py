@@ -133,17 +133,17 @@ class Settings:
     cost_scored: float = 8e-8
     """Reference seconds per option a search move scores (fitted on five presets' climbs)."""
 
-    cost_vector: float = 7.3e-9
+    cost_vector: float = 4.3e-9
     """Reference seconds per depth vector an exact solve at fixed widths bounds. This and the other
     costs of solves at fixed widths (``cost_knapsack`` to ``cost_node``) are fitted together on the
-    solves, probes and bounds of the seven presets at --time-limit 10 and 60 (3,826 calls: their
-    sum 1.0x the wall time in all, a call's median 1.03x; per preset 0.93x to 1.16x). A cost fitted
+    solves, probes and bounds of the seven presets at --time-limit 10 and 60 (3,584 calls: their
+    sum 0.99x the wall time in all, a call's median 1.03x; per preset 0.81x to 1.14x). A cost fitted
     to 0 is one the others account for on these presets."""
 
-    cost_knapsack: float = 2.4e-4
+    cost_knapsack: float = 1.1e-3
     """Reference seconds per knapsack (an exact solve at fixed widths and depths): its model."""
 
-    cost_option: float = 4e-6
+    cost_option: float = 3.8e-6
     """Reference seconds per option of a knapsack's LP relaxation."""
 
     cost_mip: float = 0.0
@@ -154,7 +154,7 @@ class Settings:
     """Reference seconds per simplex iteration HiGHS reports in a knapsack's MILP: the work of HiGHS
     counted in its own deterministic unit."""
 
-    cost_mip_option: float = 4e-5
+    cost_mip_option: float = 3e-5
     """Reference seconds per option of a knapsack solved as a MILP (HiGHS's presolve and root work
     grow with its columns, beside its iterations)."""
 
