@@ -135,6 +135,47 @@ def test_the_widths_step_chooses_among_every_chain_a_pass_traced_and_solves_the_
     assert events[0][0] == "probe" and bounds[events[first][1]] == max(bounds.values())
 
 
+def test_own_widths_solves_the_incumbents_chain_then_the_searchs_other_local_optima_best_first():
+    """The search keeps the feasible local optima its climbs reach, best first; the own-widths step
+    solves the incumbent's width chain exactly, then theirs (each chain once) while its work lasts."""
+    problem = preset("deepmad-r18")
+    engine = cache.engine_of(problem)
+    context = Context(problem)
+    program = Program(problem, context, colgen.layer_ranges(engine, context))
+    state = State(problem, engine, context, program, Settings(), Progress(), math.inf, 1e-5)
+    pipeline.search(state, 0.3)
+    objectives = [problem.check(a).objective for a in state.optima]
+    assert objectives == sorted(objectives, reverse=True) and objectives[0] == state.objective
+    chains = list(dict.fromkeys(pipeline._chain(a) for a in [state.design, *state.optima]))
+    assert len(chains) >= 2
+    solved = []
+    fixed = pipeline._fixed(state)
+    solve_ = fixed.solve
+
+    def solving(w, **kw):
+        solved.append(w.values(engine))
+        return solve_(w, **kw)
+
+    fixed.solve = solving
+    pipeline.own_widths(state, 1.0)
+    assert len(solved) >= 2 and solved == chains[:len(solved)]
+
+
+def test_a_chains_neighbours_include_two_neighbouring_stages_made_equal():
+    """Beside one- and two-step moves, a chain's neighbours include each pair of neighbouring stages
+    whose widths differ set to either's width or to the grid width between them (deepmad-r18's best
+    designs have equal widths in the stages of one scoring prefix)."""
+    state = type("S", (), {"problem": PROBLEM})()
+    grid = SPACE.channel_grid()
+    chain = (16, grid[1], grid[3], grid[9])
+    near = pipeline._neighbours(state, chain)
+    for c in (grid[3], grid[9], grid[6]):
+        assert (16, grid[1], c, c) in near
+    for c in (grid[1], grid[3], grid[2]):
+        assert (16, c, c, grid[9]) in near
+    assert all(len(n) == len(chain) for n in near) and chain not in near
+
+
 def test_the_work_planned_is_the_share_of_the_time_limit_settings_give_less_the_solves_start():
     """Each step reports the work it did (reference seconds); in all, about ``plan_share`` of the
     limit less the solve's start, whatever the machine's load; a step runs only where the steps
