@@ -345,8 +345,9 @@ def _neighbours(state: State, chain: tuple[int, ...]) -> list[tuple[int, ...]]:
     two neighbouring stages' widths together (which keeps equal widths equal), and those where two
     neighbouring stages' different widths are made equal: either's, or the grid width between them
     (no step move reaches these from a chain whose stages of one scoring prefix differ, where
-    deepmad-r18's best designs have them equal: at --time-limit 9 to 11, its designs 0.964-0.968
-    of the best known in three of five limits without them, 0.983 in all five with them)."""
+    deepmad-r18's best designs have them equal: at --time-limit 9 to 11 and column generation's
+    share at 0.1, its designs 0.964-0.968 of the best known in three of five limits without them,
+    0.983 in all five with them)."""
     space = state.problem.space
     grids = [space.stem_grid()] + [space.channel_grid()] * (len(chain) - 1)
     at = [grid.index(c) for grid, c in zip(grids, chain)]
