@@ -326,11 +326,17 @@ class FixedWidths:
         if len(drop):
             h.changeColsBounds(len(drop), drop.astype(np.int32), np.zeros(len(drop)), np.zeros(len(drop)))
         h.setOptionValue("solve_relaxation", False)
+        # The floor as HiGHS's cutoff: a design that beats it has a knapsack value above it less the
+        # stem's constant (the depth penalty only lowers a design's objective), so no node at or
+        # below that holds one. HiGHS keeps a maximisation's bound in its own minimising sense: the
+        # cutoff is minus the value.
+        h.setOptionValue("objective_bound", -float(floor - self._constant - 1e-9 * max(1.0, abs(floor))))
         h.setOptionValue("mip_rel_gap", 1e-9)
         h.setOptionValue("mip_max_nodes", MAX_NODES)
         h.setOptionValue("time_limit", MIP_SECONDS)
         h.run()
         h.setOptionValue("time_limit", highspy.kHighsInf)
+        h.setOptionValue("objective_bound", highspy.kHighsInf)
         info = h.getInfo()
         self.mips += 1
         self.mip_options += sum(len(o) for o in stages) - len(drop)
